@@ -1,0 +1,1 @@
+"""The Strawberry schema: types, queries, mutations and subscriptions over server's services."""

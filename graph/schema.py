@@ -1,0 +1,52 @@
+"""The schema, assembled from one module per domain. `strawberry export-schema
+graph.schema:schema` writes schema.graphql; a test fails when the checked-in file differs."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from graph.accounts import AccountMutations, AccountQueries
+from graph.health import HealthQueries
+from graph.jobs import JobMutations, JobQueries, JobSubscriptions
+from server.settings import Settings
+
+Query = merge_types("Query", (HealthQueries, AccountQueries, JobQueries))
+Mutation = merge_types("Mutation", (AccountMutations, JobMutations))
+Subscription = merge_types("Subscription", (JobSubscriptions,))
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    # Errors we raise on purpose carry a code; everything else is a bug whose text stays private.
+    return not (error.extensions or {}).get("code")
+
+
+def create_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        ParserCache(maxsize=512),
+        ValidationCache(maxsize=512),
+        QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+    ]
+    if not settings.graphql_introspection:
+        extensions.append(DisableIntrospection())
+    if settings.production:
+        extensions.append(MaskErrors(should_mask_error=_unexpected))
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )
+
+
+schema = create_schema(Settings())

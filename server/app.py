@@ -1,0 +1,57 @@
+"""The Starlette application: /graphql (queries, mutations, subscriptions, GraphiQL), /healthz,
+the REST routes of /api/v1, and signed file downloads for the local object folder."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from graph.schema import create_schema
+from graph.view import GraphQLView
+from server.queue import InProcessQueue
+from server.resources import Resources
+from server.services.jobs import resume_unfinished
+from server.settings import Settings
+from tasks.registry import JOBS
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    resources: Resources = request.app.state.resources
+    checks = await resources.health()
+    ok = all(check["ok"] for check in checks.values())
+    return JSONResponse({"ok": ok, **checks}, status_code=200 if ok else 503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    view = GraphQLView(create_schema(settings), multipart_uploads_enabled=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        resources = await Resources.open(settings, JOBS)
+        app.state.resources = resources
+        if isinstance(resources.queue, InProcessQueue):
+            resumed = await resume_unfinished(resources)
+            if resumed:
+                log.info("resumed %d unfinished jobs", resumed)
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    return app

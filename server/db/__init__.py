@@ -1,0 +1,1 @@
+"""The data layer: models, engine and session factory, repositories."""

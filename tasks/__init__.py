@@ -1,0 +1,1 @@
+"""Job functions, their registry, the progress reporter and arq worker settings."""
