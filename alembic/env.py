@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from server.db.models import Base
 from server.db.session import create_engine
 from server.db.types import UTCDateTime

@@ -34,10 +34,14 @@ class User:
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
-        return cls(id=strawberry.ID(row.id), email=row.email, name=row.name, created_at=row.created_at)
+        return cls(
+            id=strawberry.ID(row.id), email=row.email, name=row.name, created_at=row.created_at
+        )
 
 
-@strawberry.type(description="A long-lived token for scripts. Its secret is shown once, at creation.")
+@strawberry.type(
+    description="A long-lived token for scripts. Its secret is shown once, at creation."
+)
 class ApiToken:
     id: strawberry.ID
     name: str
@@ -105,7 +109,9 @@ class AccountQueries:
         async with info.context.resources.sessionmaker() as session:
             row = await UserRepository(session).get(user_id)
         if row is None:
-            raise GraphQLError("the account no longer exists", extensions={"code": "UNAUTHENTICATED"})
+            raise GraphQLError(
+                "the account no longer exists", extensions={"code": "UNAUTHENTICATED"}
+            )
         return User.from_row(row)
 
     @strawberry.field(description="Your API tokens, revoked ones included.")
@@ -164,4 +170,3 @@ class AccountMutations:
         except ServiceError as error:
             return user_error(error)  # type: ignore[return-value]
         return RevokeApiTokenSuccess(token=ApiToken.from_row(token))
-

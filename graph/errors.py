@@ -21,7 +21,9 @@ class ErrorCode(Enum):
     UNAVAILABLE = "UNAVAILABLE"
 
 
-@strawberry.interface(description="An expected failure: what went wrong, and which input caused it.")
+@strawberry.interface(
+    description="An expected failure: what went wrong, and which input caused it."
+)
 class UserError:
     message: str
     field: str | None = strawberry.field(description="The input field at fault, when there is one.")

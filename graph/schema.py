@@ -3,6 +3,8 @@ graph.schema:schema` writes schema.graphql; a test fails when the checked-in fil
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -33,17 +35,18 @@ def _unexpected(error: GraphQLError) -> bool:
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        ParserCache(maxsize=512),
-        ValidationCache(maxsize=512),
-        QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
-        MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+    # Factories: each request gets fresh extension instances (the caches are shared anyway).
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
     ]
     if not settings.graphql_introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     if settings.production:
-        extensions.append(MaskErrors(should_mask_error=_unexpected))
+        extensions.append(lambda: MaskErrors(should_mask_error=_unexpected))
     return strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )

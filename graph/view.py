@@ -19,7 +19,9 @@ from server.resources import Resources
 
 
 class GraphQLView(GraphQL[Context, None]):
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         resources: Resources = request.app.state.resources
         context = Context(request=request, response=response, resources=resources)
         await _authenticate(context, request.headers.get("authorization"))
@@ -35,7 +37,9 @@ class GraphQLView(GraphQL[Context, None]):
             context.auth_error = None
             await _authenticate(context, str(header))
         if context.principal is None:
-            message = context.auth_error or "send {'Authorization': 'Bearer <token>'} in connection_init"
+            message = (
+                context.auth_error or "send {'Authorization': 'Bearer <token>'} in connection_init"
+            )
             raise ConnectionRejectionError({"message": message, "code": "UNAUTHENTICATED"})
         return None
 
@@ -48,7 +52,9 @@ async def _authenticate(context: Context, header: str | None) -> None:
     try:
         credential = bearer(header)
         if credential is not None:
-            context.principal = await authenticate(resources.settings, resources.sessionmaker, credential)
+            context.principal = await authenticate(
+                resources.settings, resources.sessionmaker, credential
+            )
     except InvalidCredentials as error:
         context.auth_error = str(error)
 

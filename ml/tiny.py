@@ -46,7 +46,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> object:
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer,
         bos_token=None,
         eos_token="<|im_end|>",
@@ -94,7 +94,7 @@ def make_tiny_model(
     }
     config = Qwen2Config(**common) if architecture == "qwen2" else LlamaConfig(**common)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     model.generation_config.eos_token_id = common["eos_token_id"]
     model.generation_config.pad_token_id = common["pad_token_id"]
     model.save_pretrained(out)

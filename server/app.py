@@ -16,6 +16,7 @@ from graph.schema import create_schema
 from graph.view import GraphQLView
 from server.queue import InProcessQueue
 from server.resources import Resources
+from server.rest import files
 from server.services.jobs import resume_unfinished
 from server.settings import Settings
 from tasks.registry import JOBS
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
+        Route("/files/{key:path}", files.download),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

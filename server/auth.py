@@ -82,7 +82,9 @@ def bearer(header: str | None) -> str | None:
     return credential.strip()
 
 
-async def authenticate(settings: Settings, sessionmaker: SessionMaker, credential: str) -> Principal:
+async def authenticate(
+    settings: Settings, sessionmaker: SessionMaker, credential: str
+) -> Principal:
     if credential.startswith(API_TOKEN_PREFIX):
         return await _api_token(sessionmaker, credential)
     try:

@@ -105,14 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The parser owns its options (and --help); hand them over untouched.
         from ml.parsing.cli import main as parse_main
 
-        return parse_main(argv[1:])
+        return int(parse_main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except SettingsError as error:
         print(f"weft: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     run: Command = args.run
     return run(args, settings)

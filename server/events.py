@@ -134,14 +134,14 @@ class RedisEventBus(EventBus):
         try:
             await pubsub.subscribe(channel)
         except (RedisError, OSError) as error:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
             raise EventBusError(f"subscribing to {channel} failed: {error}") from error
         try:
             yield _RedisSubscription(pubsub)
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.unsubscribe(channel)
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def check(self) -> None:
         await self.redis.ping()

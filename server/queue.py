@@ -2,8 +2,7 @@
 
 Services enqueue jobs by name; the entry points (app, worker) hand the job registry from tasks/
 to the queue at start-up, so server never imports tasks. Both backends call the same job
-function as `func(ctx, **kwargs)`, where ctx is a dict holding at least "resources" and
-"job_try".
+function as `func(ctx)`, where ctx is a dict holding "resources", "job_id" and "job_try".
 """
 
 from __future__ import annotations
@@ -57,7 +56,8 @@ class JobQueue(ABC):
             raise QueueError(f"unknown job {name!r}") from None
 
     @abstractmethod
-    async def enqueue(self, name: str, *, job_id: str, **kwargs: Any) -> None: ...
+    async def enqueue(self, name: str, *, job_id: str) -> None:
+        """Queue the job whose row has this id (jobs take ids; their arguments live on the row)."""
 
     @abstractmethod
     async def abort(self, job_id: str) -> None:
@@ -81,15 +81,15 @@ class InProcessQueue(JobQueue):
         self._waiting = dict.fromkeys(QUEUES, 0)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def enqueue(self, name: str, *, job_id: str, **kwargs: Any) -> None:
+    async def enqueue(self, name: str, *, job_id: str) -> None:
         definition = self.definition(name)
         if job_id in self._tasks:
             return
-        task = asyncio.create_task(self._run(definition, job_id, kwargs), name=f"job:{job_id}")
+        task = asyncio.create_task(self._run(definition, job_id), name=f"job:{job_id}")
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
 
-    async def _run(self, definition: JobDefinition, job_id: str, kwargs: dict[str, Any]) -> None:
+    async def _run(self, definition: JobDefinition, job_id: str) -> None:
         self._waiting[definition.queue] += 1
         started = False
         try:
@@ -97,7 +97,7 @@ class InProcessQueue(JobQueue):
                 self._waiting[definition.queue] -= 1
                 started = True
                 ctx = {**self.context, "job_id": job_id, "job_try": 1, "enqueue_time": time.time()}
-                await definition.func(ctx, **kwargs)
+                await definition.func(ctx)
         except Exception:
             log.exception("job %s (%s) raised", job_id, definition.name)
         finally:
@@ -129,11 +129,9 @@ class ArqQueue(JobQueue):
         super().__init__(registry)
         self.redis = redis
 
-    async def enqueue(self, name: str, *, job_id: str, **kwargs: Any) -> None:
+    async def enqueue(self, name: str, *, job_id: str) -> None:
         definition = self.definition(name)
-        await self.redis.enqueue_job(
-            name, _job_id=job_id, _queue_name=queue_name(definition.queue), **kwargs
-        )
+        await self.redis.enqueue_job(name, _job_id=job_id, _queue_name=queue_name(definition.queue))
 
     async def abort(self, job_id: str) -> None:
         # What arq's Job.abort does, without waiting for the result.

@@ -54,7 +54,9 @@ class ProgressReporter:
         if self._dirty:
             await self._write(terminal=False)
 
-    async def finish(self, status: str, *, error: str | None = None, message: str | None = None) -> bool:
+    async def finish(
+        self, status: str, *, error: str | None = None, message: str | None = None
+    ) -> bool:
         """Write the terminal status unless the row is already terminal (say, cancelled by the
         user meanwhile); returns whether this call decided the outcome."""
         assert status in JOB_TERMINAL

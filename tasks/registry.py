@@ -5,10 +5,7 @@ from __future__ import annotations
 from server.queue import JobDefinition
 from tasks.verify_upload import verify_upload
 
-JOBS: dict[str, JobDefinition] = {
-    definition.name: definition
-    for definition in (verify_upload,)
-}
+JOBS: dict[str, JobDefinition] = {definition.name: definition for definition in (verify_upload,)}
 
 
 def jobs_for(queue: str) -> list[JobDefinition]:

@@ -36,12 +36,14 @@ class JobContext:
 JobBody = Callable[..., Awaitable[Any]]
 
 
-def job(name: str, *, queue: str, timeout: float, max_tries: int = 3) -> Callable[[JobBody], JobDefinition]:
+def job(
+    name: str, *, queue: str, timeout: float, max_tries: int = 3
+) -> Callable[[JobBody], JobDefinition]:
     """Declare a job body `async def body(job: JobContext, **arguments)` as a queued job."""
 
     def declare(body: JobBody) -> JobDefinition:
-        async def run(ctx: dict[str, Any], *, job_id: str) -> None:
-            await execute(ctx, body, job_id=job_id, timeout=timeout)
+        async def run(ctx: dict[str, Any]) -> None:
+            await execute(ctx, body, job_id=ctx["job_id"], timeout=timeout)
 
         run.__qualname__ = run.__name__ = name
         return JobDefinition(name=name, queue=queue, func=run, timeout=timeout, max_tries=max_tries)

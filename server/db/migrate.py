@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
+from alembic import command
 from server.db.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]

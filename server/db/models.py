@@ -36,7 +36,7 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     # WeChat text is full of emoji: 4-byte UTF-8 everywhere on MySQL.
-    __table_args__: Any = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+    __table_args__: Any = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}  # noqa: RUF012
 
 
 def _id() -> Mapped[str]:

@@ -24,7 +24,7 @@ class Repository(Generic[M]):
         self.session = session
         self.user_id = user_id
 
-    def select(self) -> Select[tuple[M]]:
+    def select(self) -> Select[M]:
         return select(self.model).where(self.model.user_id == self.user_id)
 
     async def get(self, id: str) -> M | None:
@@ -35,7 +35,7 @@ class Repository(Generic[M]):
         if not ids:
             return {}
         rows = await self.session.scalars(self.select().where(self.model.id.in_(ids)))
-        return {row.id: row for row in rows}
+        return {row.id: row for row in rows}  # type: ignore[attr-defined]
 
     def add(self, row: M) -> M:
         row.user_id = self.user_id  # type: ignore[attr-defined]
@@ -103,7 +103,10 @@ class MessageRepository(Repository[Message]):
             .group_by(Message.sender)
             .order_by(func.count().desc(), Message.sender)
         )
-        return [(sender, int(count), None if flag is None else bool(flag)) for sender, count, flag in rows]
+        return [
+            (sender, int(count), None if flag is None else bool(flag))
+            for sender, count, flag in rows
+        ]
 
 
 class LabelRepository(Repository[Label]):

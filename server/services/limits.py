@@ -43,4 +43,6 @@ class RateLimiter:
             self._counts[(action, key, window)] = count
         if int(count) > limit:
             retry = (window + 1) * WINDOW - now
-            raise RateLimited(f"too many {action} requests; try again in {retry:.0f} s", retry_after=retry)
+            raise RateLimited(
+                f"too many {action} requests; try again in {retry:.0f} s", retry_after=retry
+            )

@@ -6,6 +6,7 @@ give one, and both compute size and sha256 as the bytes pass.
 
 from __future__ import annotations
 
+from server.settings import Settings
 from server.storage.base import (
     CHUNK_SIZE,
     ObjectMissing,
@@ -17,7 +18,6 @@ from server.storage.base import (
 )
 from server.storage.local import LocalStorage
 from server.storage.s3 import S3Storage
-from server.settings import Settings
 
 __all__ = [
     "CHUNK_SIZE",

@@ -54,7 +54,8 @@ class Storage(ABC):
         content_type: str = "application/octet-stream",
         max_bytes: int | None = None,
     ) -> WriteResult:
-        """Store the stream under key, all or nothing. Past max_bytes: ObjectTooLarge, nothing kept."""
+        """Store the stream under key, all or nothing; past max_bytes, ObjectTooLarge and nothing
+        is kept."""
 
     @abstractmethod
     def read(self, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:

@@ -13,7 +13,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from server.storage.base import CHUNK_SIZE, Hasher, ObjectMissing, Storage, StorageError, WriteResult
+from server.storage.base import (
+    CHUNK_SIZE,
+    Hasher,
+    ObjectMissing,
+    Storage,
+    StorageError,
+    WriteResult,
+)
 
 FILES_ROUTE = "/files/"
 

@@ -15,7 +15,14 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from server.storage.base import CHUNK_SIZE, Hasher, ObjectMissing, Storage, StorageError, WriteResult
+from server.storage.base import (
+    CHUNK_SIZE,
+    Hasher,
+    ObjectMissing,
+    Storage,
+    StorageError,
+    WriteResult,
+)
 
 # S3's minimum part size is 5 MiB (for all parts but the last).
 PART_SIZE = 8 << 20
@@ -67,7 +74,9 @@ class S3Storage(Storage):
                 await self._client.create_bucket(Bucket=self.bucket)
         except BotoCoreError as error:
             await self.close()
-            raise StorageError(f"S3 at {self._endpoint or 'AWS'} is unreachable: {error}") from error
+            raise StorageError(
+                f"S3 at {self._endpoint or 'AWS'} is unreachable: {error}"
+            ) from error
 
     async def close(self) -> None:
         await self._exit.aclose()
@@ -168,9 +177,7 @@ class S3Storage(Storage):
     async def url(self, key: str, *, expires_in: int = 3600, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if filename:
-            params["ResponseContentDisposition"] = (
-                f"attachment; filename*=UTF-8''{quote(filename)}"
-            )
+            params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
         url: str = await self._client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires_in
         )

@@ -1,0 +1,200 @@
+"""Uploads: stream a chat export into storage, create its row and parse job; reparse; delete;
+senders and "which one is you"."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Job, Message, Upload
+from server.db.repositories import JobRepository, MessageRepository, UploadRepository
+from server.db.types import new_id
+from server.resources import Resources
+from server.services import jobs
+from server.services.errors import Conflict, InvalidInput, NotFound, TooLarge
+from server.storage import ObjectTooLarge
+
+log = logging.getLogger(__name__)
+
+PARSE_JOB = "parse_upload"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    name: str
+    message_count: int
+    is_self: bool | None
+
+
+def upload_key(user_id: str, upload_id: str) -> str:
+    return f"users/{user_id}/uploads/{upload_id}/original"
+
+
+def clean_filename(filename: str | None) -> str:
+    name = posixpath.basename((filename or "").replace("\\", "/")).strip()
+    name = "".join(ch for ch in name if ch.isprintable())
+    return name[:255] or "upload"
+
+
+def check_timezone(timezone: str | None) -> str:
+    if not timezone:
+        return "Asia/Shanghai"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {timezone!r}", field="timezone") from None
+    return timezone
+
+
+async def create_upload(
+    resources: Resources,
+    user_id: str,
+    *,
+    filename: str | None,
+    content_type: str | None,
+    chunks: AsyncIterable[bytes],
+    self_name: str | None = None,
+    timezone: str | None = None,
+) -> tuple[Upload, Job]:
+    """Store the file (streamed, hashed, size-limited), then commit the row and its parse job."""
+    timezone = check_timezone(timezone)
+    if self_name is not None and not 0 < len(self_name.strip()) <= 255:
+        raise InvalidInput("selfName must have 1 to 255 characters", field="selfName")
+    await resources.limits.hit("upload", user_id)
+    upload_id = new_id()
+    key = upload_key(user_id, upload_id)
+    limit = resources.settings.max_upload_bytes
+    try:
+        written = await resources.storage.write(
+            key, chunks, content_type=content_type or "application/octet-stream", max_bytes=limit
+        )
+    except ObjectTooLarge:
+        raise TooLarge(
+            f"the file is larger than the limit of {limit} bytes", limit=limit, field="file"
+        ) from None
+    if written.size == 0:
+        await resources.storage.delete(key)
+        raise InvalidInput("the file is empty", field="file")
+    try:
+        async with resources.sessionmaker() as session:
+            upload = UploadRepository(session, user_id).add(
+                Upload(
+                    id=upload_id,
+                    filename=clean_filename(filename),
+                    content_type=(content_type or "")[:127],
+                    size=written.size,
+                    sha256=written.sha256,
+                    object_key=key,
+                    status="uploaded",
+                    timezone=timezone,
+                    self_name=self_name.strip() if self_name else None,
+                )
+            )
+            job = JobRepository(session, user_id).add(
+                jobs.new_job(
+                    user_id,
+                    PARSE_JOB,
+                    resources,
+                    subject_id=upload_id,
+                    arguments={"upload_id": upload_id},
+                )
+            )
+            await session.commit()
+    except BaseException:
+        # No row, no object: never leave a half-stored upload behind.
+        await resources.storage.delete(key)
+        raise
+    await jobs.enqueue(resources, job)
+    return upload, job
+
+
+async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[Upload, Job]:
+    async with resources.sessionmaker() as session:
+        upload = await UploadRepository(session, user_id).get(upload_id)
+        if upload is None:
+            raise NotFound("no such upload", field="id")
+        if await _active_parse(session, user_id, upload_id):
+            raise Conflict("the upload is being parsed already", field="id")
+        job = JobRepository(session, user_id).add(
+            jobs.new_job(
+                user_id,
+                PARSE_JOB,
+                resources,
+                subject_id=upload_id,
+                arguments={"upload_id": upload_id},
+            )
+        )
+        upload.status = "uploaded"
+        upload.error = None
+        await session.commit()
+    await jobs.enqueue(resources, job)
+    return upload, job
+
+
+async def _active_parse(session: AsyncSession, user_id: str, upload_id: str) -> bool:
+    statement = (
+        JobRepository(session, user_id)
+        .select()
+        .where(
+            Job.subject_id == upload_id,
+            Job.kind == PARSE_JOB,
+            Job.status.in_(("queued", "running")),
+        )
+        .limit(1)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def delete_upload(resources: Resources, user_id: str, upload_id: str) -> None:
+    """Remove the upload with its messages and labels (cascade), its jobs' work, and its object."""
+    async with resources.sessionmaker() as session:
+        upload = await UploadRepository(session, user_id).get(upload_id)
+        if upload is None:
+            raise NotFound("no such upload", field="id")
+        running = (
+            await session.scalars(
+                JobRepository(session, user_id)
+                .select()
+                .where(Job.subject_id == upload_id, Job.status.in_(("queued", "running")))
+            )
+        ).all()
+        for job in running:
+            await jobs.cancel(resources, session, user_id, job.id)
+        await session.delete(upload)
+        await session.commit()
+    await resources.storage.delete_prefix(f"users/{user_id}/uploads/{upload_id}/")
+
+
+async def senders(session: AsyncSession, user_id: str, upload_id: str) -> list[Sender]:
+    if await UploadRepository(session, user_id).get(upload_id) is None:
+        raise NotFound("no such upload", field="uploadId")
+    rows = await MessageRepository(session, user_id).senders(upload_id)
+    return [Sender(name, count, flag) for name, count, flag in rows]
+
+
+async def set_self(session: AsyncSession, user_id: str, upload_id: str, sender: str) -> Upload:
+    """Mark `sender` as the user: their messages get is_self true, everyone else's false."""
+    upload = await UploadRepository(session, user_id).get(upload_id)
+    if upload is None:
+        raise NotFound("no such upload", field="uploadId")
+    exists = await session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.user_id == user_id, Message.upload_id == upload_id, Message.sender == sender)
+    )
+    if not exists:
+        raise InvalidInput(f"no messages from {sender!r} in this upload", field="sender")
+    await session.execute(
+        update(Message)
+        .where(Message.user_id == user_id, Message.upload_id == upload_id)
+        .values(is_self=case((Message.sender == sender, True), else_=False))
+    )
+    upload.self_name = sender
+    await session.commit()
+    return upload

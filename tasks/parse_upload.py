@@ -1,0 +1,218 @@
+"""parse_upload: stream an upload from storage through the parser into the messages table.
+
+The object is spooled to a local file (constant memory; the parser needs to seek for format
+detection), parsed in a thread, and inserted in multi-row batches. A retried or repeated parse
+first removes what an earlier try wrote, so messages are never duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import delete, insert, update
+
+from ml.parsing import ParsedMessage, ParseError, parse
+from server.db.models import Message, Upload
+from server.db.repositories import UploadRepository
+from server.db.types import new_id, utcnow
+from tasks.runner import JobContext, JobFailed, job
+
+BATCH = 2000
+# Spooling is the first tenth of the job's progress, parsing the rest.
+SPOOL_SHARE = 0.1
+
+
+class CountingReader:
+    """A read-only binary file that counts how far the parser has read (for progress)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.position = self.raw.tell()
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        self.position = self.raw.tell()
+        return int(count or 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+def message_row(
+    message: ParsedMessage, *, user_id: str, upload_id: str, seq: int
+) -> dict[str, Any]:
+    key = (
+        message.key if len(message.key) <= 64 else hashlib.sha256(message.key.encode()).hexdigest()
+    )
+    offset = message.timestamp.utcoffset()
+    return {
+        "id": new_id(),
+        "user_id": user_id,
+        "upload_id": upload_id,
+        "seq": seq,
+        "key": key,
+        "sender": message.sender[:255],
+        "sender_id": message.sender_id[:128] if message.sender_id else None,
+        "timestamp": message.timestamp,
+        "utc_offset": int(offset.total_seconds() // 60) if offset is not None else 0,
+        "text": message.text,
+        "kind": message.kind,
+        "is_self": message.is_self,
+        "raw": message.raw or None,
+    }
+
+
+def batches(
+    source: BinaryIO, *, user_id: str, upload_id: str, tz: str, self_name: str | None
+) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for seq, message in enumerate(parse(source, tz=tz, self_name=self_name)):
+        batch.append(message_row(message, user_id=user_id, upload_id=upload_id, seq=seq))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@job("parse_upload", queue="parse", timeout=6 * 3600, max_tries=3)
+async def parse_upload(ctx: JobContext, *, upload_id: str) -> None:
+    resources = ctx.resources
+    async with resources.sessionmaker() as session:
+        upload = await UploadRepository(session, ctx.user_id).get(upload_id)
+        if upload is None:
+            raise JobFailed("the upload no longer exists")
+        upload.status = "parsing"
+        upload.error = None
+        upload.message_count = 0
+        key, size, tz, self_name = upload.object_key, upload.size, upload.timezone, upload.self_name
+        await session.execute(delete(Message).where(Message.upload_id == upload_id))
+        await session.commit()
+
+    spool_dir = resources.settings.cache_dir / "spool"
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".upload") as spooled:
+        try:
+            await _spool(ctx, key, Path(spooled.name), size)
+            count = await _ingest(
+                ctx, spooled.name, upload_id=upload_id, size=size, tz=tz, self_name=self_name
+            )
+        except ParseError as error:
+            await _failed(ctx, upload_id, str(error))
+            raise JobFailed(str(error)) from None
+        except asyncio.CancelledError:
+            await asyncio.shield(_interrupted(ctx, upload_id))
+            raise
+        except Exception as error:
+            await _failed(ctx, upload_id, f"parsing failed: {error}")
+            raise
+
+    async with resources.sessionmaker() as session:
+        await session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.user_id == ctx.user_id)
+            .values(status="parsed", message_count=count, parsed_at=utcnow(), error=None)
+        )
+        await session.commit()
+    await ctx.reporter.update(progress=1.0, message=f"{count} messages", detail={"messages": count})
+
+
+async def _spool(ctx: JobContext, key: str, path: Path, size: int) -> None:
+    done = 0
+    with path.open("wb") as out:
+        async for chunk in ctx.resources.storage.read(key):
+            await asyncio.to_thread(out.write, chunk)
+            done += len(chunk)
+            await ctx.reporter.update(progress=SPOOL_SHARE * done / max(size, 1))
+
+
+async def _ingest(
+    ctx: JobContext, path: str, *, upload_id: str, size: int, tz: str, self_name: str | None
+) -> int:
+    """Parse in a thread, insert on the loop; the bounded queue keeps memory flat."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Queue[list[dict[str, Any]] | BaseException | None] = asyncio.Queue(maxsize=4)
+    stop = False
+
+    with open(path, "rb") as raw:
+        reader = CountingReader(raw)
+
+        def produce() -> None:
+            try:
+                for batch in batches(
+                    reader,  # type: ignore[arg-type]
+                    user_id=ctx.user_id,
+                    upload_id=upload_id,
+                    tz=tz,
+                    self_name=self_name,
+                ):
+                    if stop:
+                        return
+                    asyncio.run_coroutine_threadsafe(pending.put(batch), loop).result()
+                asyncio.run_coroutine_threadsafe(pending.put(None), loop).result()
+            except BaseException as error:  # handed to the loop, raised there
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(pending.put(error), loop).result()
+
+        producer = loop.run_in_executor(None, produce)
+        count = 0
+        try:
+            while True:
+                item = await pending.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                async with ctx.resources.sessionmaker() as session:
+                    await session.execute(insert(Message), item)
+                    await session.commit()
+                count += len(item)
+                fraction = SPOOL_SHARE + (1 - SPOOL_SHARE) * reader.position / max(size, 1)
+                await ctx.reporter.update(
+                    progress=min(fraction, 0.99),
+                    message=f"{count} messages",
+                    detail={"messages": count},
+                )
+        finally:
+            stop = True
+            # Unblock a producer waiting on a full queue, then let it finish.
+            while not producer.done():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    pending.get_nowait()
+                await asyncio.sleep(0.01)
+    return count
+
+
+async def _failed(ctx: JobContext, upload_id: str, error: str) -> None:
+    async with ctx.resources.sessionmaker() as session:
+        await session.execute(delete(Message).where(Message.upload_id == upload_id))
+        await session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.user_id == ctx.user_id)
+            .values(status="failed", error=error[:2000], message_count=0)
+        )
+        await session.commit()
+
+
+async def _interrupted(ctx: JobContext, upload_id: str) -> None:
+    # Cancelled by the user or stopped with the worker: the next try (if any) starts over.
+    async with ctx.resources.sessionmaker() as session:
+        await session.execute(
+            update(Upload)
+            .where(
+                Upload.id == upload_id, Upload.user_id == ctx.user_id, Upload.status == "parsing"
+            )
+            .values(status="uploaded")
+        )
+        await session.commit()
