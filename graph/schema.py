@@ -22,10 +22,18 @@ from strawberry.tools import merge_types
 from graph.accounts import AccountMutations, AccountQueries
 from graph.health import HealthQueries
 from graph.jobs import JobMutations, JobQueries, JobSubscriptions
+from graph.labels import LabelMutations, LabelQueries
+from graph.messages import MessageQueries
+from graph.uploads import UploadMutations, UploadQueries
 from server.settings import Settings
 
-Query = merge_types("Query", (HealthQueries, AccountQueries, JobQueries))
-Mutation = merge_types("Mutation", (AccountMutations, JobMutations))
+Query = merge_types(
+    "Query",
+    (HealthQueries, AccountQueries, UploadQueries, MessageQueries, LabelQueries, JobQueries),
+)
+Mutation = merge_types(
+    "Mutation", (AccountMutations, UploadMutations, LabelMutations, JobMutations)
+)
 Subscription = merge_types("Subscription", (JobSubscriptions,))
 
 

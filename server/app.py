@@ -8,15 +8,18 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from graph.schema import create_schema
 from graph.view import GraphQLView
+from server.limits import BodyLimit
 from server.queue import InProcessQueue
 from server.resources import Resources
-from server.rest import files
+from server.rest import files, v1
+from server.rest.responses import JSON
 from server.services.jobs import resume_unfinished
 from server.settings import Settings
 from tasks.registry import JOBS
@@ -28,7 +31,7 @@ async def healthz(request: Request) -> Response:
     resources: Resources = request.app.state.resources
     checks = await resources.health()
     ok = all(check["ok"] for check in checks.values())
-    return JSONResponse({"ok": ok, **checks}, status_code=200 if ok else 503)
+    return JSON({"ok": ok, **checks}, status_code=200 if ok else 503)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,7 +56,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
         Route("/files/{key:path}", files.download),
+        Mount("/api/v1", routes=v1.routes),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimit, upload_limit=lambda: settings.max_upload_bytes)],
+    )
     app.state.settings = settings
     return app

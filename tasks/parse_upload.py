@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import delete, insert, update
 
-from ml.parsing import ParsedMessage, ParseError, parse
+from ml.parsing import ParsedMessage, ParseError, detect, parse
 from server.db.models import Message, Upload
 from server.db.repositories import UploadRepository
 from server.db.types import new_id, utcnow
@@ -144,12 +144,16 @@ async def _ingest(
     loop = asyncio.get_running_loop()
     pending: asyncio.Queue[list[dict[str, Any]] | BaseException | None] = asyncio.Queue(maxsize=4)
     stop = False
+    detected: str | None = None
 
     with open(path, "rb") as raw:
         reader = CountingReader(raw)
 
         def produce() -> None:
+            nonlocal detected
             try:
+                detected = detect(raw)
+                raw.seek(0)
                 for batch in batches(
                     reader,  # type: ignore[arg-type]
                     user_id=ctx.user_id,
@@ -174,6 +178,8 @@ async def _ingest(
                     break
                 if isinstance(item, BaseException):
                     raise item
+                if count == 0 and detected is not None:
+                    await _set_format(ctx, upload_id, detected)
                 async with ctx.resources.sessionmaker() as session:
                     await session.execute(insert(Message), item)
                     await session.commit()
@@ -192,6 +198,17 @@ async def _ingest(
                     pending.get_nowait()
                 await asyncio.sleep(0.01)
     return count
+
+
+async def _set_format(ctx: JobContext, upload_id: str, name: str) -> None:
+    async with ctx.resources.sessionmaker() as session:
+        await session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.user_id == ctx.user_id)
+            .values(format=name[:32])
+        )
+        await session.commit()
+    await ctx.reporter.update(message=f"reading {name}")
 
 
 async def _failed(ctx: JobContext, upload_id: str, error: str) -> None:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from server.queue import JobDefinition
+from tasks.labeling import auto_label_messages, train_labeler
+from tasks.parse_upload import parse_upload
 from tasks.verify_upload import verify_upload
 
-JOBS: dict[str, JobDefinition] = {definition.name: definition for definition in (verify_upload,)}
+JOBS: dict[str, JobDefinition] = {
+    definition.name: definition
+    for definition in (
+        parse_upload,
+        verify_upload,
+        auto_label_messages,
+        train_labeler,
+    )
+}
 
 
 def jobs_for(queue: str) -> list[JobDefinition]:

@@ -162,6 +162,25 @@ class Label(Base):
     )
 
 
+class Labeler(Base):
+    """A trained label classifier (encoder reference plus heads), stored in object storage."""
+
+    __tablename__ = "labelers"
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    encoder: Mapped[str] = mapped_column(String(500), nullable=False)
+    # queued -> training -> ready | failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    error: Mapped[str | None] = mapped_column(LongText)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    object_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "user_id", "created_at"), Base.__table_args__)
+
+
 class Dataset(Base):
     __tablename__ = "datasets"
 

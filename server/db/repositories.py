@@ -12,7 +12,18 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import ApiToken, Base, Dataset, Job, Label, Message, Model, Upload, User
+from server.db.models import (
+    ApiToken,
+    Base,
+    Dataset,
+    Job,
+    Label,
+    Labeler,
+    Message,
+    Model,
+    Upload,
+    User,
+)
 
 M = TypeVar("M", bound=Base)
 
@@ -111,6 +122,10 @@ class MessageRepository(Repository[Message]):
 
 class LabelRepository(Repository[Label]):
     model = Label
+
+
+class LabelerRepository(Repository[Labeler]):
+    model = Labeler
 
 
 class DatasetRepository(Repository[Dataset]):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from server.resources import Resources
+from server.rest.responses import JSON
 from server.storage import LocalStorage, ObjectMissing
 
 
@@ -21,12 +22,10 @@ async def download(request: Request) -> Response:
         expires = 0
     signature = request.query_params.get("signature", "")
     if not isinstance(storage, LocalStorage) or not storage.verify(key, expires, signature):
-        return JSONResponse(
-            {"error": {"code": "FORBIDDEN", "message": "invalid or expired link"}}, 403
-        )
+        return JSON({"error": {"code": "FORBIDDEN", "message": "invalid or expired link"}}, 403)
     size = await storage.size(key)
     if size is None:
-        return JSONResponse({"error": {"code": "NOT_FOUND", "message": "no such file"}}, 404)
+        return JSON({"error": {"code": "NOT_FOUND", "message": "no such file"}}, 404)
     filename = request.query_params.get("filename") or key.rsplit("/", 1)[-1]
     headers = {
         "Content-Length": str(size),
@@ -35,5 +34,5 @@ async def download(request: Request) -> Response:
     try:
         stream = storage.read(key)
     except ObjectMissing:
-        return JSONResponse({"error": {"code": "NOT_FOUND", "message": "no such file"}}, 404)
+        return JSON({"error": {"code": "NOT_FOUND", "message": "no such file"}}, 404)
     return StreamingResponse(stream, media_type="application/octet-stream", headers=headers)

@@ -3,13 +3,16 @@ senders and "which one is you"."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import posixpath
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Job, Message, Upload
@@ -198,3 +201,51 @@ async def set_self(session: AsyncSession, user_id: str, upload_id: str, sender: 
     upload.self_name = sender
     await session.commit()
     return upload
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPage:
+    rows: list[Upload]
+    has_next: bool
+
+
+def encode_upload_cursor(upload: Upload) -> str:
+    raw = f"u:{upload.created_at.isoformat()}|{upload.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_upload_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, rest = raw.partition(":")
+        created, _, upload_id = rest.partition("|")
+        if prefix != "u" or not upload_id:
+            raise ValueError(raw)
+        return datetime.fromisoformat(created), upload_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("invalid cursor", field="after") from None
+
+
+async def list_uploads(
+    session: AsyncSession, user_id: str, *, first: int, after: str | None
+) -> UploadPage:
+    """The user's uploads, newest first."""
+    statement = UploadRepository(session, user_id).select()
+    if after is not None:
+        created, upload_id = _decode_upload_cursor(after)
+        statement = statement.where(
+            or_(
+                Upload.created_at < created,
+                and_(Upload.created_at == created, Upload.id > upload_id),
+            )
+        )
+    statement = statement.order_by(Upload.created_at.desc(), Upload.id).limit(first + 1)
+    rows = list((await session.scalars(statement)).all())
+    return UploadPage(rows=rows[:first], has_next=len(rows) > first)
+
+
+async def count_uploads(session: AsyncSession, user_id: str) -> int:
+    total = await session.scalar(
+        select(func.count()).select_from(Upload).where(Upload.user_id == user_id)
+    )
+    return int(total or 0)

@@ -1,0 +1,1 @@
+"""One module per family of exports; each format is a sniffer plus a streaming parser."""

@@ -1,0 +1,364 @@
+"""CSV exports, recognised by their header row.
+
+- ``memotrace_csv``: localId, TalkerId, Type, SubType, IsSender, CreateTime (epoch seconds),
+  Status, StrContent (text, or WeChat's XML for other types), StrTime, Remark, NickName,
+  Sender (wxid).
+- ``pywxdump_csv``: id, MsgSvrID, type_name, is_sender, talker, room_name, msg, src,
+  CreateTime; PyWxDump writes 5,000 rows per file (a zip of them joins into one chat).
+- ``chatlog_csv``: [MessageID,] Time, SenderName, Sender, TalkerName, Talker, Content (chatlog's
+  plain-text rendering of each message). It has no self flag: in a one-to-one chat the sender
+  who is not the talker is you; in a group it stays unknown unless ``self_name`` is given.
+- ``memotrace_zh_csv``: newer MemoTrace's 消息ID, 类型, 发送人, 时间, 内容.
+
+Commas, tabs (Excel's "Unicode text") and semicolons are accepted as separators.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ml.parsing.bodies import chatlog_body
+from ml.parsing.clock import parse_time_text
+from ml.parsing.errors import ParseError
+from ml.parsing.formats import pywxdump
+from ml.parsing.formats.base import Context, Format, Sniff, accept, reject
+from ml.parsing.kinds import PLACEHOLDER, classify_placeholder, describe_xml, kind_of, system_kind
+from ml.parsing.model import ParsedMessage
+
+Header = tuple[str, list[str]]
+"""(delimiter, normalised column names)."""
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lstrip("\ufeff").strip().lower().replace("_", "").replace(" ", "")
+
+
+def read_header(head: str) -> Header | None:
+    line = head.split("\n", 1)[0]
+    if not line.strip():
+        return None
+    best: Header | None = None
+    for delimiter in (",", "\t", ";"):
+        try:
+            columns = next(csv.reader(io.StringIO(line), delimiter=delimiter))
+        except (csv.Error, StopIteration):
+            continue
+        if len(columns) > 2 and (best is None or len(columns) > len(best[1])):
+            best = (delimiter, [_normalise(column) for column in columns])
+    return best
+
+
+def _sniffer(name: str, required: tuple[str, ...], example: str) -> Any:
+    wanted = [_normalise(column) for column in required]
+
+    def sniff(head: str) -> Sniff:
+        header = read_header(head)
+        if header is None:
+            return reject("the first line is not a CSV header")
+        missing = [
+            column for column, key in zip(required, wanted, strict=True) if key not in header[1]
+        ]
+        if missing:
+            return reject(f"the header lacks {', '.join(missing)} (expected {example})")
+        return accept(f"header row with {', '.join(required)}", hint=header)
+
+    sniff.__name__ = f"sniff_{name}"
+    return sniff
+
+
+def _rows(stream: TextIO, ctx: Context, header: Header) -> Iterator[list[str]]:
+    csv.field_size_limit(ctx.limits.max_field_chars)
+    reader = csv.reader(stream, delimiter=header[0])
+    width = len(header[1])
+    try:
+        next(reader, None)
+        for row in reader:
+            if len(row) < width:
+                if not row or row == [""]:
+                    continue
+                row += [""] * (width - len(row))
+            yield row
+    except csv.Error as error:
+        raise _csv_error(error, reader.line_num, ctx) from None
+
+
+def _csv_error(error: csv.Error, line: int, ctx: Context) -> ParseError:
+    if "field larger than field limit" in str(error):
+        return ParseError(
+            f"a CSV field on line {line:,} is longer than {ctx.limits.max_field_chars:,} "
+            "characters; the file is not a chat export or is damaged"
+        )
+    return ParseError(f"the CSV is malformed on line {line:,}: {error}")
+
+
+def _index(header: Header, *names: str) -> int | None:
+    for name in names:
+        key = _normalise(name)
+        if key in header[1]:
+            return header[1].index(key)
+    return None
+
+
+# --- MemoTrace ------------------------------------------------------------------------------
+
+
+def parse_memotrace(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    header: Header = hint
+    column = header[1].index
+    i_type, i_self = column("type"), column("issender")
+    i_time, i_content = column("createtime"), column("strcontent")
+    i_sub = _index(header, "subtype")
+    i_local = _index(header, "localid")
+    i_talker = _index(header, "talkerid")
+    i_strtime = _index(header, "strtime")
+    names = [i for i in (_index(header, "remark"), _index(header, "nickname")) if i is not None]
+    i_wxid = _index(header, "sender")
+    clock = ctx.clock
+    to_datetime = clock.datetime
+    hashed = ctx.keys.hashed
+    self_name = ctx.self_name
+    member = ctx.member
+    message = ParsedMessage
+    last_time = ""
+    epoch = 0
+    when = to_datetime(0)
+    for row in _rows(stream, ctx, header):
+        created = row[i_time]
+        if created != last_time:
+            if created.isdigit():
+                epoch = int(created)
+                if epoch > 100_000_000_000:
+                    epoch //= 1000
+            else:
+                found = parse_time_text(clock, created)
+                if found is None and i_strtime is not None:
+                    found = parse_time_text(clock, row[i_strtime])
+                if found is None:
+                    raise ParseError(f"a MemoTrace CSV row has no valid time: {created!r}")
+                epoch = int(found)
+            when = to_datetime(epoch)
+            last_time = created
+        sender = ""
+        for i in names:
+            if row[i]:
+                sender = row[i]
+                break
+        wxid = row[i_wxid] if i_wxid is not None else ""
+        if not sender:
+            sender = wxid
+        raw: dict[str, Any]
+        if row[i_type] == "1":
+            kind, text = "text", row[i_content]
+            raw = {}
+        else:
+            type_code = row[i_type]
+            sub_code = row[i_sub] if i_sub is not None else "0"
+            msg_type = int(type_code) if type_code.isdigit() else 0
+            kind, text, raw = describe_xml(
+                msg_type, int(sub_code) if sub_code.isdigit() else 0, row[i_content]
+            )
+        if i_local is not None:
+            raw["local_id"] = row[i_local]
+        if i_talker is not None:
+            raw["chat_id"] = row[i_talker]
+        if member is not None:
+            raw["member"] = member
+        if kind == "system" or kind == "recall":
+            sender, wxid, is_self = "", "", None
+        else:
+            flag = row[i_self]
+            is_self = (
+                flag == "1"
+                if flag in ("0", "1")
+                else (None if self_name is None else sender == self_name)
+            )
+        yield message(
+            sender, wxid or None, when, text, kind, is_self, raw, hashed(sender, epoch, text)
+        )
+
+
+# --- PyWxDump ------------------------------------------------------------------------------
+
+
+def parse_pywxdump(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    header: Header = hint
+    columns = header[1]
+    # PyWxDump's keys, whatever case the file writes them in.
+    keys = {
+        _normalise(name): name
+        for name in (
+            "id",
+            "MsgSvrID",
+            "type_name",
+            "is_sender",
+            "talker",
+            "room_name",
+            "msg",
+            "src",
+            "CreateTime",
+        )
+    }
+    names = [keys.get(column, column) for column in columns]
+    for row in _rows(stream, ctx, header):
+        message = pywxdump.row_message(dict(zip(names, row, strict=False)), ctx)
+        if message is None:
+            raise ParseError("a PyWxDump CSV row has no valid CreateTime")
+        yield message
+
+
+# --- chatlog -------------------------------------------------------------------------------
+
+
+def parse_chatlog(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    header: Header = hint
+    column = header[1].index
+    i_time, i_name, i_sender = column("time"), column("sendername"), column("sender")
+    i_talker, i_content = column("talker"), column("content")
+    i_talker_name = _index(header, "talkername")
+    i_id = _index(header, "messageid", "seq")
+    clock = ctx.clock
+    for row in _rows(stream, ctx, header):
+        stamp = row[i_time]
+        try:
+            epoch: float | None = clock.epoch_iso(stamp) if len(stamp) == 19 else None
+        except ValueError:
+            epoch = None
+        if epoch is None:
+            epoch = parse_time_text(clock, stamp)
+            if epoch is None:
+                raise ParseError(f"a chatlog CSV row has no valid Time: {stamp!r}")
+        sender_id = row[i_sender]
+        talker = row[i_talker]
+        kind, text, raw = chatlog_body(row[i_content])
+        raw["chat_id"] = talker
+        if i_talker_name is not None and row[i_talker_name]:
+            raw["chat_name"] = row[i_talker_name]
+        server_id = row[i_id] if i_id is not None and row[i_id] not in ("", "0") else None
+        if sender_id == "系统消息" or kind in ("system", "recall"):
+            if kind not in ("system", "recall"):
+                kind, notice = system_kind(text)
+                if notice:
+                    raw["notice"] = notice
+            yield ctx.message("", None, epoch, text, kind, None, raw, server_id)
+            continue
+        sender = row[i_name] or sender_id
+        is_self: bool | None = None
+        if talker and not talker.endswith("@chatroom") and sender_id:
+            is_self = sender_id != talker
+        yield ctx.message(sender, sender_id or None, epoch, text, kind, is_self, raw, server_id)
+
+
+# --- MemoTrace (newer, Chinese headers) -------------------------------------------------------
+
+_LABELS = (
+    ("撤回", "recall"),
+    ("通话", "call"),
+    ("图片", "image"),
+    ("语音", "voice"),
+    ("视频", "video"),
+    ("表情", "sticker"),
+    ("位置", "location"),
+    ("文件", "file"),
+    ("转账", "transfer"),
+    ("红包", "red_packet"),
+    ("链接", "link"),
+    ("分享", "link"),
+    ("音乐", "link"),
+    ("小程序", "link"),
+    ("系统", "system"),
+    ("拍一拍", "system"),
+    ("聊天记录", "other"),
+    ("名片", "other"),
+)
+
+
+def _label_kind(label: str) -> str:
+    label = label.strip()
+    if label.isdigit():
+        return kind_of(int(label), 0)
+    for word, kind in _LABELS:
+        if word in label:
+            return kind
+    return "text"
+
+
+def parse_memotrace_zh(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    header: Header = hint
+    column = header[1].index
+    i_id, i_type, i_sender = column("消息id"), column("类型"), column("发送人")
+    i_time, i_content = column("时间"), column("内容")
+    for row in _rows(stream, ctx, header):
+        epoch = parse_time_text(ctx.clock, row[i_time])
+        if epoch is None:
+            raise ParseError(f"a MemoTrace CSV row has no valid 时间: {row[i_time]!r}")
+        kind = _label_kind(row[i_type])
+        content = row[i_content]
+        raw: dict[str, Any] = {"type_label": row[i_type], "local_id": row[i_id]}
+        if kind == "text":
+            placeholder = classify_placeholder(content)
+            text = content
+            if placeholder is not None:
+                kind, text, extra = placeholder
+                raw.update(extra)
+        elif kind in ("system", "recall"):
+            text = content
+            found, notice = system_kind(content)
+            kind = "recall" if "撤回" in row[i_type] else found
+            if notice:
+                raw["notice"] = notice
+            yield ctx.message("", None, epoch, text, kind, None, raw)
+            continue
+        else:
+            text = content or PLACEHOLDER.get(kind, "[消息]")
+        yield ctx.message(row[i_sender], None, epoch, text, kind, None, raw)
+
+
+FORMATS = (
+    Format(
+        "memotrace_csv",
+        "csv",
+        _sniffer(
+            "memotrace_csv",
+            ("Type", "IsSender", "CreateTime", "StrContent"),
+            "localId,TalkerId,Type,SubType,IsSender,CreateTime,...,StrContent",
+        ),
+        parse_memotrace,
+        "MemoTrace/WeChatMsg CSV: localId,TalkerId,Type,SubType,IsSender,CreateTime,...",
+    ),
+    Format(
+        "pywxdump_csv",
+        "csv",
+        _sniffer(
+            "pywxdump_csv",
+            ("type_name", "is_sender", "talker", "msg", "CreateTime"),
+            "id,MsgSvrID,type_name,is_sender,talker,room_name,msg,src,CreateTime",
+        ),
+        parse_pywxdump,
+        "PyWxDump CSV: id,MsgSvrID,type_name,is_sender,talker,room_name,msg,src,CreateTime",
+    ),
+    Format(
+        "chatlog_csv",
+        "csv",
+        _sniffer(
+            "chatlog_csv",
+            ("Time", "SenderName", "Sender", "Talker", "Content"),
+            "Time,SenderName,Sender,TalkerName,Talker,Content",
+        ),
+        parse_chatlog,
+        "chatlog CSV: Time,SenderName,Sender,TalkerName,Talker,Content",
+    ),
+    Format(
+        "memotrace_zh_csv",
+        "csv",
+        _sniffer(
+            "memotrace_zh_csv",
+            ("消息ID", "类型", "发送人", "时间", "内容"),
+            "消息ID,类型,发送人,时间,内容",
+        ),
+        parse_memotrace_zh,
+        "MemoTrace CSV with Chinese headers: 消息ID,类型,发送人,时间,内容",
+    ),
+)

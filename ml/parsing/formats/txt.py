@@ -1,0 +1,563 @@
+"""Plain-text exports: a header line per message, the body, a blank line.
+
+Layouts (learned from the exporters' code):
+
+- ``memotrace_txt``: MemoTrace/WeChatMsg's ``2023-01-01 12:00:00 Name`` then the body; system
+  notices are a header with the notice instead of a name and no body. Variants with ``/`` or
+  年月日 dates, no seconds, or AM/PM are read the same way.
+- ``wechat_copy_txt``: the sender before the time, ``Name 2023/09/16 2:51 PM``, as text copied
+  out of WeChat's desktop app or written by exporters that put the name first.
+- ``chatlog_txt``: chatlog's ``Name(wxid|我) [Group(id@chatroom)] 01-02 15:04:05``; the date is
+  written with or without the year (or not at all for a single day) depending on the range
+  exported. Missing years are inferred: the current year, or last year where that would put
+  the first message in the future, stepping on at a December-to-January turn;
+  ``raw["year_inferred"]`` marks them.
+- ``memotrace_ai_txt``: MemoTrace's "AI" export: ``****date****`` day dividers and a ``Name:``
+  line only when the speaker changes, each speaker's consecutive texts run together. Such a
+  run becomes one message at 00:00 of its day (``raw["date_only"]``), since the file keeps
+  neither the boundaries nor the times of the messages inside it.
+
+A header only counts after a blank line (or at the start), and never when its time is earlier
+than the previous header's: a body line that merely looks like a header stays in the body.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, TextIO
+from zlib import crc32
+
+from ml.parsing.bodies import MEMOTRACE_REFER, chatlog_body, common_body, memotrace_body
+from ml.parsing.errors import ParseError
+from ml.parsing.formats.base import Context, Format, Sniff, accept, reject
+from ml.parsing.kinds import system_kind
+from ml.parsing.model import ParsedMessage
+from ml.parsing.textio import CHUNK_CHARS
+
+_GAP = r"\n[ \t]*\n"
+_DATE = r"(?P<y>\d{4})[-/.年](?P<mo>\d{1,2})[-/.月](?P<d>\d{1,2})日?"
+_TIME = (
+    r"(?P<ap1>上午|下午|凌晨|早上|中午|晚上)?(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?"
+    r"(?: ?(?P<ap2>[AaPp][Mm])\b)?"
+)
+
+# MemoTrace's own layout, read on a fast path: fixed-width time, then the name.
+_MEMOTRACE = re.compile(_GAP + r"(\d{4}-[01]\d-[0-3]\d [0-2]\d:[0-5]\d:[0-5]\d) ?([^\n]*)")
+_TIME_FIRST = re.compile(
+    _GAP + _DATE + r"[ T]+" + _TIME + r"(?:[ \t]+(?P<name>[^\n]*))?[ \t]*(?=\n|\Z)"
+)
+_NAME_FIRST = re.compile(
+    _GAP + r"(?P<name>[^\n]*?\S)[ \t]+\(?" + _DATE + r"[ T]+" + _TIME + r"\)?[:：]?[ \t]*(?=\n|\Z)"
+)
+_CHATLOG_HEAD = _GAP + (
+    r"(?P<name>[^\n]*?[^\s(])(?:\((?P<sid>[^()\n]*)\))?[ \t](?:\[(?P<chat>[^\]\n]*)\][ \t])?"
+)
+_CHATLOG_TIME = r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})[ \t]*(?=\n|\Z)"
+_CHATLOG = {
+    "full": re.compile(
+        _CHATLOG_HEAD + r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[ \t]" + _CHATLOG_TIME
+    ),
+    "month_day": re.compile(_CHATLOG_HEAD + r"(?P<mo>\d{2})-(?P<d>\d{2})[ \t]" + _CHATLOG_TIME),
+    "time_only": re.compile(_CHATLOG_HEAD + _CHATLOG_TIME),
+}
+_AI_DIVIDER = re.compile(r"\*{5,}(\d{4})-(\d{2})-(\d{2})\*{5,}")
+_AI_SPEAKER = re.compile(r"([^:：\n]{1,32})[:：](.*)", re.S)
+_SENTENCE = re.compile(r"[，。！？!?,;；、\t]|\s{2,}|^\d+$|^https?$")
+
+
+_HEADER_SAMPLE = 3
+_UNIT = "\x1f"  # separates sender and text in hashed keys, as in KeyMaker
+_MINUTE_SECONDS = {
+    f"{minute:02d}:{second:02d}": minute * 60 + second
+    for minute in range(60)
+    for second in range(60)
+}
+
+
+# --- sniffing ----------------------------------------------------------------------------------
+
+
+def _examples(pattern: re.Pattern[str], head: str) -> tuple[int, list[str], list[re.Match[str]]]:
+    matches = list(pattern.finditer("\n\n" + head))
+    lines = [m.group(0).strip() for m in matches[:_HEADER_SAMPLE]]
+    return len(matches), lines, matches
+
+
+def _enough(count: int, head: str) -> bool:
+    # Two headers, or one in a file so short that it is all in the head.
+    return count >= 2 or (count == 1 and len(head) < 4096)
+
+
+def sniff_memotrace(head: str) -> Sniff:
+    count, lines, _ = _examples(_TIME_FIRST, head)
+    if not _enough(count, head):
+        return reject("no header lines like '2023-01-01 12:00:00 Name' after blank lines")
+    fast = len(_MEMOTRACE.findall("\n\n" + head))
+    hint = "fast" if fast == count else "general"
+    return accept(f"{count} header lines like {lines[0]!r}", score=count * 2, hint=hint)
+
+
+def sniff_copy(head: str) -> Sniff:
+    count, lines, _ = _examples(_NAME_FIRST, head)
+    if not _enough(count, head):
+        return reject("no header lines like 'Name 2023/09/16 2:51 PM' after blank lines")
+    return accept(f"{count} header lines like {lines[0]!r}", score=count)
+
+
+def sniff_chatlog(head: str) -> Sniff:
+    best: tuple[int, str, list[str]] | None = None
+    for variant, pattern in _CHATLOG.items():
+        count, lines, matches = _examples(pattern, head)
+        if not any(m.group("sid") or m.group("chat") for m in matches):
+            continue
+        if best is None or count > best[0]:
+            best = (count, variant, lines)
+    if best is None or not _enough(best[0], head):
+        return reject("no header lines like 'Name(wxid) 01-02 15:04:05' after blank lines")
+    count, variant, lines = best
+    return accept(f"{count} header lines like {lines[0]!r}", score=count * 2 + 1, hint=variant)
+
+
+def sniff_ai(head: str) -> Sniff:
+    dividers = _AI_DIVIDER.findall(head)
+    if not dividers:
+        return reject("no day dividers like '********2023-01-01********'")
+    return accept(f"{len(dividers)} day dividers like '****{'-'.join(dividers[0])}****'", 5000)
+
+
+# --- the block scanner ---------------------------------------------------------------------------
+
+Header = tuple[int, str, str | None, dict[str, Any]]
+"""(epoch, name, sender_id, raw) of one header line."""
+
+
+def _scan(
+    stream: TextIO,
+    pattern: re.Pattern[str],
+    read_header: Callable[[re.Match[str]], Header | None],
+    ctx: Context,
+) -> Iterator[tuple[Header, str]]:
+    """(header, body) pairs; body "" means a header with nothing under it."""
+    limit = ctx.limits.max_field_chars
+    carry = "\n\n"
+    pending: Header | None = None
+    while True:
+        chunk = stream.read(CHUNK_CHARS)
+        eof = not chunk
+        buf = carry + chunk if chunk else carry
+        start = 0
+        end_of_data = len(buf)
+        for match in pattern.finditer(buf):
+            if not eof and match.end() >= end_of_data:
+                break
+            header = read_header(match)
+            if header is None:
+                continue
+            if pending is not None:
+                if header[0] < pending[0]:
+                    continue
+                yield pending, _body(buf[start : match.start()])
+            pending = header
+            start = match.end()
+        carry = buf[start:]
+        if len(carry) > limit:
+            _too_long(limit, pending is None)
+        if eof:
+            break
+    if pending is not None:
+        yield pending, _body(carry.rstrip())
+
+
+def _body(raw_body: str) -> str:
+    # Bodies start with the newline that ended the header; none at all marks a bare header.
+    return raw_body[1:].rstrip(" \t\n") if raw_body else ""
+
+
+def _too_long(limit: int, before_first: bool) -> None:
+    if before_first:
+        raise ParseError(f"no message header in the first {limit:,} characters of the text")
+    raise ParseError(
+        f"a message is longer than {limit:,} characters; the file is not a chat export"
+    )
+
+
+# --- MemoTrace ------------------------------------------------------------------------------
+
+
+def parse_memotrace(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    if hint != "fast":
+        return _parse_general(stream, ctx, _TIME_FIRST, _read_time_first, memotrace_body)
+    return _parse_memotrace_fast(stream, ctx)
+
+
+def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessage]:
+    # The hot loop of the 1M-message benchmark, kept in one generator (each generator layer
+    # costs per message). re.split cuts a whole chunk into (time, name, body) triples in C,
+    # so there is no Match object per message; epochs come from a per-hour cache plus a table
+    # of "MM:SS" (no strptime); datetimes are reused within a second; keys are made inline
+    # (the same as KeyMaker.hashed). The last header of a chunk and its body are carried into
+    # the next chunk and split again there, since the body may go on.
+    limit = ctx.limits.max_field_chars
+    split = _MEMOTRACE.split
+    hours = ctx.clock.hours
+    tz = ctx.clock.tz
+    from_epoch = datetime.fromtimestamp
+    keys = ctx.keys
+    self_name = ctx.self_name
+    member = ctx.member
+    message = ParsedMessage
+    minute_seconds = _MINUTE_SECONDS
+    last_epoch = -1
+    when = from_epoch(0, tz)
+    carry = "\n\n"
+    while True:
+        chunk = stream.read(CHUNK_CHARS)
+        eof = not chunk
+        parts = split(carry + chunk if chunk else carry)
+        if len(parts) == 1:
+            if eof:
+                return
+            # No header yet: keep the text in case one straddles the chunks.
+            if len(parts[0]) > limit:
+                _too_long(limit, True)
+            carry = parts[0]
+            continue
+        triples = _accepted(parts, ctx)
+        if not eof:
+            last_stamp, last_name, last_body = triples.pop()
+            carry = f"\n\n{last_stamp} {last_name}{last_body}"
+            if len(carry) > limit:
+                _too_long(limit, False)
+        key_epoch, key_first, key_seen = keys.epoch, keys.first, keys.seen
+        for stamp, name, raw_body in triples:
+            epoch = hours[stamp[:13]] + minute_seconds[stamp[14:19]]
+            if epoch != last_epoch:
+                when = from_epoch(epoch, tz)
+                last_epoch = epoch
+            if raw_body[-1:] in (" ", "\t", "\n"):
+                raw_body = raw_body.rstrip()
+            if raw_body:
+                body = raw_body[1:]
+                first = body[:1]
+                if first == "[" or first == " " or first == "「" or MEMOTRACE_REFER in body:
+                    kind, text, raw = memotrace_body(body)
+                else:
+                    kind, text, raw = "text", body, {}
+                sender = name
+                if "&" in sender or "\\" in sender:
+                    sender = _unescape_name(sender)
+                is_self = None if self_name is None else sender == self_name
+            else:
+                kind, text, raw, sender = _bare_header(name)
+                is_self = None
+            if member is not None:
+                raw["member"] = member
+            key = f"h:{epoch}:{crc32(f'{sender}{_UNIT}{text}'.encode()):08x}"
+            if epoch != key_epoch:
+                key_epoch, key_first, key_seen = epoch, key, None
+            else:
+                if key_seen is None:
+                    key_seen = {key_first: 1}
+                count = key_seen.get(key, 0)
+                key_seen[key] = count + 1
+                if count:
+                    key = f"{key}:{count}"
+            yield message(sender, None, when, text, kind, is_self, raw, key)
+        keys.epoch, keys.first, keys.seen = key_epoch, key_first, key_seen
+        if eof:
+            return
+
+
+def _accepted(parts: list[str], ctx: Context) -> list[tuple[str, str, str]]:
+    """The (stamp, name, body) triples of a split chunk, with body-line look-alikes merged.
+
+    A header counts only if its time is real and not earlier than the previous header's; a
+    rejected one goes back into the previous body.
+    """
+    stamps = parts[1::3]
+    clock = ctx.clock
+    hours = clock.hours
+    real = True
+    for hour in {stamp[:13] for stamp in stamps}:
+        if hour not in hours:
+            try:
+                clock.hour_start(hour)
+            except ValueError:
+                real = False
+    if real and stamps == sorted(stamps):
+        items = iter(parts[1:])
+        return list(zip(items, items, items, strict=True))
+    triples: list[tuple[str, str, str]] = []
+    for index in range(1, len(parts), 3):
+        stamp, name, body = parts[index], parts[index + 1], parts[index + 2]
+        try:
+            clock.epoch_iso(stamp)
+            real = True
+        except ValueError:
+            real = False
+        if triples and (not real or stamp < triples[-1][0]):
+            previous = triples[-1]
+            triples[-1] = (previous[0], previous[1], f"{previous[2]}\n\n{stamp} {name}{body}")
+        elif real:
+            triples.append((stamp, name, body))
+    return triples
+
+
+def _self_flag(ctx: Context, sender: str, kind: str) -> bool | None:
+    if ctx.self_name is None or kind in ("system", "recall"):
+        return None
+    return sender == ctx.self_name
+
+
+def _bare_header(line: str) -> tuple[str, str, dict[str, Any], str]:
+    """A header with no body: MemoTrace writes system notices this way."""
+    text = line.strip()
+    kind, notice = system_kind(text)
+    raw: dict[str, Any] = {"notice": notice} if notice else {}
+    return kind, text, raw, ""
+
+
+def _unescape_name(name: str) -> str:
+    # MemoTrace escapes display names for HTML and JavaScript even in its TXT export.
+    if "\\" in name:
+        name = name.replace("\\'", "'").replace('\\"', '"').replace("\\\\", "\\")
+    return html.unescape(name) if "&" in name else name
+
+
+# --- the general header layouts --------------------------------------------------------------
+
+
+def _hour24(hour: int, marker: str | None) -> int:
+    if not marker:
+        return hour
+    marker = marker.lower()
+    if marker in ("pm", "下午", "晚上") and hour < 12:
+        return hour + 12
+    if marker in ("am", "凌晨", "早上") and hour == 12:
+        return 0
+    if marker == "中午" and hour < 11:
+        return hour + 12
+    return hour
+
+
+def _local_epoch(ctx: Context, match: re.Match[str], year: int, month: int, day: int) -> int | None:
+    group = match.group
+    seconds = group("s")
+    marker = group("ap1") or group("ap2") if "ap1" in match.re.groupindex else None
+    try:
+        return ctx.clock.epoch_local(
+            year,
+            month,
+            day,
+            _hour24(int(group("h")), marker),
+            int(group("mi")),
+            int(seconds) if seconds else 0,
+        )
+    except ValueError:
+        return None
+
+
+def _parse_general(
+    stream: TextIO,
+    ctx: Context,
+    pattern: re.Pattern[str],
+    reader: Callable[[Context], Callable[[re.Match[str]], Header | None]],
+    classify: Callable[[str], tuple[str, str, dict[str, Any]]],
+) -> Iterator[ParsedMessage]:
+    for (epoch, name, sender_id, header_raw), body in _scan(stream, pattern, reader(ctx), ctx):
+        if body:
+            kind, text, raw = classify(body)
+            sender = name
+        else:
+            kind, text, raw, sender = _bare_header(name) if name else ("text", "", {}, "")
+            sender_id = None
+        is_self = header_raw.pop("_self", None)
+        if header_raw:
+            raw.update(header_raw)
+        if kind not in ("system", "recall") and sender in ("系统消息", "系统"):
+            kind, notice = system_kind(text)
+            if notice:
+                raw["notice"] = notice
+        if kind in ("system", "recall") and sender in ("系统消息", "系统"):
+            sender, sender_id = "", None
+        yield ctx.message(
+            sender, sender_id, epoch, text, kind, _flag(ctx, sender, kind, is_self), raw
+        )
+
+
+def _flag(ctx: Context, sender: str, kind: str, is_self: bool | None) -> bool | None:
+    if is_self is not None:
+        return is_self
+    return _self_flag(ctx, sender, kind)
+
+
+def _read_time_first(ctx: Context) -> Callable[[re.Match[str]], Header | None]:
+    def read(match: re.Match[str]) -> Header | None:
+        group = match.group
+        epoch = _local_epoch(ctx, match, int(group("y")), int(group("mo")), int(group("d")))
+        if epoch is None:
+            return None
+        name = _unescape_name((group("name") or "").strip())
+        return epoch, name, None, {}
+
+    return read
+
+
+def _read_name_first(ctx: Context) -> Callable[[re.Match[str]], Header | None]:
+    def read(match: re.Match[str]) -> Header | None:
+        group = match.group
+        epoch = _local_epoch(ctx, match, int(group("y")), int(group("mo")), int(group("d")))
+        if epoch is None:
+            return None
+        return epoch, group("name").strip(), None, {}
+
+    return read
+
+
+def parse_copy(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    yield from _parse_general(stream, ctx, _NAME_FIRST, _read_name_first, common_body)
+
+
+# --- chatlog -------------------------------------------------------------------------------------
+
+
+def parse_chatlog(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    variant = hint if hint in _CHATLOG else "full"
+    yield from _parse_general(
+        stream, ctx, _CHATLOG[variant], _chatlog_reader(variant), chatlog_body
+    )
+
+
+def _chatlog_reader(variant: str) -> Callable[[Context], Callable[[re.Match[str]], Header | None]]:
+    def make(ctx: Context) -> Callable[[re.Match[str]], Header | None]:
+        now = datetime.now(ctx.clock.tz)
+        state: dict[str, int] = {}
+
+        def read(match: re.Match[str]) -> Header | None:
+            group = match.group
+            raw: dict[str, Any] = {}
+            if variant == "full":
+                year, month, day = int(group("y")), int(group("mo")), int(group("d"))
+            else:
+                raw["year_inferred"] = True
+                if variant == "month_day":
+                    month, day = int(group("mo")), int(group("d"))
+                else:
+                    month, day = now.month, now.day
+                    raw["date_inferred"] = True
+                inferred = _infer_year(state, now, month, day)
+                if inferred is None:
+                    return None
+                year = inferred
+            epoch = _local_epoch(ctx, match, year, month, day)
+            if epoch is None:
+                return None
+            if variant != "full":
+                state["year"], state["month"] = year, month
+            name = group("name").strip()
+            sender_id = group("sid")
+            if sender_id == "我":
+                raw["_self"] = True
+                sender_id = None
+            elif sender_id is None and name == "我":
+                raw["_self"] = True
+            chat = group("chat")
+            if chat:
+                raw["chat"] = chat
+            return epoch, name, sender_id or None, raw
+
+        return read
+
+    return make
+
+
+def _infer_year(state: dict[str, int], now: datetime, month: int, day: int) -> int | None:
+    if "year" not in state:
+        # The first message is in the past: this year unless that would be later than today.
+        return now.year if (month, day) <= (now.month, now.day) else now.year - 1
+    year, last_month = state["year"], state["month"]
+    if month < last_month:
+        if last_month >= 10 and month <= 3:
+            return year + 1
+        return None
+    return year
+
+
+# --- MemoTrace AI TXT -------------------------------------------------------------------------
+
+
+def parse_ai(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
+    limit = ctx.limits.max_field_chars
+    day: tuple[int, int, int] | None = None
+    speaker: str | None = None
+    lines: list[str] = []
+    size = 0
+
+    def flush() -> Iterator[ParsedMessage]:
+        text = "".join(lines).strip()
+        if text and day is not None and speaker is not None:
+            epoch = ctx.clock.epoch_local(*day, 0, 0, 0)
+            kind, shown, raw = common_body(text)
+            raw["date_only"] = True
+            yield ctx.message(speaker, None, epoch, shown, kind, None, raw)
+
+    for line in stream:
+        divider = _AI_DIVIDER.fullmatch(line.strip())
+        if divider:
+            yield from flush()
+            lines, size = [], 0
+            year, month, date = (int(part) for part in divider.groups())
+            try:
+                ctx.clock.epoch_local(year, month, date, 0, 0, 0)
+            except ValueError:
+                day = None
+                continue
+            day = (year, month, date)
+            continue
+        turn = _AI_SPEAKER.match(line)
+        if turn and day is not None:
+            name = turn.group(1).strip()
+            if name and name != speaker and not _SENTENCE.search(name):
+                yield from flush()
+                speaker, lines, size = name, [turn.group(2)], len(line)
+                continue
+        lines.append(line)
+        size += len(line)
+        if size > limit:
+            _too_long(limit, False)
+    yield from flush()
+
+
+FORMATS = (
+    Format(
+        "memotrace_ai_txt",
+        "txt",
+        sniff_ai,
+        parse_ai,
+        "MemoTrace AI TXT: day dividers and 'Name:' speaker turns",
+    ),
+    Format(
+        "chatlog_txt",
+        "txt",
+        sniff_chatlog,
+        parse_chatlog,
+        "chatlog text: 'Name(wxid) [Group(id@chatroom)] MM-DD HH:MM:SS' then the body",
+    ),
+    Format(
+        "memotrace_txt",
+        "txt",
+        sniff_memotrace,
+        parse_memotrace,
+        "MemoTrace/WeChatMsg TXT: 'YYYY-MM-DD HH:MM:SS Name', the body, a blank line",
+    ),
+    Format(
+        "wechat_copy_txt",
+        "txt",
+        sniff_copy,
+        parse_copy,
+        "text copied from WeChat: 'Name YYYY/MM/DD HH:MM', the body, a blank line",
+    ),
+)

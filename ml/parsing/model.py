@@ -1,0 +1,56 @@
+"""What the parser yields: messages, and for ``--diagnose`` the formats it tried."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+KINDS: tuple[str, ...] = (
+    "text",
+    "image",
+    "voice",
+    "video",
+    "file",
+    "link",
+    "sticker",
+    "location",
+    "call",
+    "transfer",
+    "red_packet",
+    "system",
+    "recall",
+    "other",
+)
+
+
+@dataclass(slots=True)
+class ParsedMessage:
+    """One chat message, whatever the export it came from.
+
+    ``sender`` is a display name ("" for system notices), ``sender_id`` the wxid or other id
+    where the format has one. ``timestamp`` is timezone-aware. ``kind`` is one of :data:`KINDS`;
+    for non-text kinds ``text`` is a readable placeholder such as ``[图片]`` or
+    ``[链接] title``. ``is_self`` is None where neither the format nor the caller says who
+    "you" are. ``raw`` is JSON-serializable: what the source says beyond the text. ``key`` is
+    stable across overlapping exports: ``id:<server id>`` where the exporter has one, else
+    ``h:<hash of sender, time and text>``.
+    """
+
+    sender: str
+    sender_id: str | None
+    timestamp: datetime
+    text: str
+    kind: str
+    is_self: bool | None
+    raw: dict[str, Any]
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One format tried during detection: accepted or not, and why."""
+
+    format: str
+    accepted: bool
+    reason: str

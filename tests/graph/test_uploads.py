@@ -1,0 +1,326 @@
+"""Upload → parse → page through messages, over real HTTP and WebSocket, in both modes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+
+import pytest
+
+from graph.schema import create_schema
+from server.resources import Resources
+from server.settings import Settings
+from tests.support.exports import memotrace_txt
+from tests.support.live import Client, GraphQLError
+from tests.support.uploads import upload_and_parse, upload_chat, wait_for_job
+
+MESSAGES = """
+query($upload: ID!, $first: Int, $after: String, $sender: String, $search: String,
+      $kind: MessageKind) {
+  messages(uploadId: $upload, first: $first, after: $after, sender: $sender, search: $search,
+           kind: $kind) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id seq sender text kind isSelf timestamp labels { key value } } }
+  }
+}"""
+
+
+async def all_messages(
+    user: Client, upload_id: str, page: int = 100, **filters: object
+) -> list[dict]:
+    messages: list[dict] = []
+    after = None
+    while True:
+        data = await user.query(
+            MESSAGES, {"upload": upload_id, "first": page, "after": after, **filters}
+        )
+        connection = data["messages"]
+        messages += [edge["node"] for edge in connection["edges"]]
+        if not connection["pageInfo"]["hasNextPage"]:
+            return messages
+        after = connection["pageInfo"]["endCursor"]
+
+
+async def test_register_login_upload_parse_and_page(anon: Client, resources: Resources) -> None:
+    user = await anon.register()
+    login = await anon.query(
+        """mutation($email: String!) {
+             login(email: $email, password: "correct horse battery") {
+               __typename ... on AuthSuccess { token user { id } }
+             }
+           }""",
+        {"email": user.email},  # type: ignore[attr-defined]
+    )
+    assert login["login"]["__typename"] == "AuthSuccess"
+    user.token = login["login"]["token"]
+    me = await user.query("{ me { id email name } }")
+    assert me["me"]["id"] == user.user_id
+
+    export = memotrace_txt(250)
+    result = await upload_chat(user, export, "张三.txt", variables={"selfName": "我"})
+    assert result["__typename"] == "UploadChatSuccess", result
+    assert result["upload"]["size"] == len(export)
+    assert result["upload"]["sha256"] == hashlib.sha256(export).hexdigest()
+    assert result["job"]["kind"] == "parse_upload"
+    final = await wait_for_job(user, result["job"]["id"])
+    assert final["status"] == "SUCCEEDED", final
+    assert final["progress"] == 1.0
+
+    upload_id = result["upload"]["id"]
+    upload = await user.query(
+        """query($id: ID!) {
+             upload(id: $id) { status messageCount format selfName job { status } }
+           }""",
+        {"id": upload_id},
+    )
+    assert upload["upload"] == {
+        "status": "PARSED",
+        "messageCount": 250,
+        "format": upload["upload"]["format"],
+        "selfName": "我",
+        "job": {"status": "SUCCEEDED"},
+    }
+    assert upload["upload"]["format"]
+
+    messages = await all_messages(user, upload_id, page=60)
+    assert len(messages) == 250
+    assert [m["seq"] for m in messages] == list(range(250))
+    assert messages[1]["text"] == "老板又拖欠工资了，三个月没发[流泪] #1"
+    assert messages[0]["timestamp"] == "2024-01-15T09:00:00+08:00"
+    assert {m["isSelf"] for m in messages if m["sender"] == "我"} == {True}
+    assert {m["isSelf"] for m in messages if m["sender"] == "张三"} == {False}
+    first_page = await user.query(MESSAGES, {"upload": upload_id, "first": 10})
+    assert first_page["messages"]["totalCount"] == 250
+
+
+async def test_filters(user: Client) -> None:
+    upload_id = await upload_and_parse(user, memotrace_txt(40))
+    by_sender = await all_messages(user, upload_id, sender="张三")
+    assert len(by_sender) == 20
+    assert {m["sender"] for m in by_sender} == {"张三"}
+    wages = await all_messages(user, upload_id, search="工资")
+    assert wages
+    assert all("工资" in m["text"] for m in wages)
+    images = await all_messages(user, upload_id, kind="IMAGE")
+    assert len(images) == 5
+    data = await user.query(
+        """query($upload: ID!) {
+             messages(uploadId: $upload, since: "2024-01-15T09:10:00+08:00",
+                      until: "2024-01-15T09:20:00+08:00") { totalCount }
+           }""",
+        {"upload": upload_id},
+    )
+    assert data["messages"]["totalCount"] == 10
+
+
+async def test_senders_and_set_self(user: Client) -> None:
+    upload_id = await upload_and_parse(user, memotrace_txt(30, senders=("张三", "李四", "王五")))
+    senders = await user.query(
+        "query($id: ID!) { senders(uploadId: $id) { name messageCount isSelf } }", {"id": upload_id}
+    )
+    assert {s["name"]: s["messageCount"] for s in senders["senders"]} == {
+        "张三": 10,
+        "李四": 10,
+        "王五": 10,
+    }
+    assert {s["isSelf"] for s in senders["senders"]} == {None}
+    result = await user.query(
+        """mutation($id: ID!) {
+             setSelf(uploadId: $id, sender: "李四") {
+               __typename ... on SetSelfSuccess { upload { selfName } }
+             }
+           }""",
+        {"id": upload_id},
+    )
+    assert result["setSelf"]["upload"]["selfName"] == "李四"
+    messages = await all_messages(user, upload_id)
+    assert all(m["isSelf"] == (m["sender"] == "李四") for m in messages)
+    wrong = await user.query(
+        """mutation($id: ID!) {
+             setSelf(uploadId: $id, sender: "nobody") { __typename ... on UserError { field code } }
+           }""",
+        {"id": upload_id},
+    )
+    assert wrong["setSelf"] == {
+        "__typename": "InvalidInputError",
+        "field": "sender",
+        "code": "INVALID_INPUT",
+    }
+
+
+async def test_reparse_replaces_messages(user: Client) -> None:
+    upload_id = await upload_and_parse(user, memotrace_txt(20))
+    result = await user.query(
+        """mutation($id: ID!) {
+             reparseUpload(id: $id) { __typename ... on ReparseUploadSuccess { job { id } } }
+           }""",
+        {"id": upload_id},
+    )
+    final = await wait_for_job(user, result["reparseUpload"]["job"]["id"])
+    assert final["status"] == "SUCCEEDED"
+    messages = await all_messages(user, upload_id)
+    assert len(messages) == 20
+
+
+async def test_delete_upload_removes_everything(user: Client, resources: Resources) -> None:
+    upload_id = await upload_and_parse(user, memotrace_txt(10))
+    key = f"users/{user.user_id}/uploads/{upload_id}/original"
+    assert await resources.storage.size(key) is not None
+    result = await user.query(
+        "mutation($id: ID!) { deleteUpload(id: $id) { __typename } }", {"id": upload_id}
+    )
+    assert result["deleteUpload"]["__typename"] == "DeleteUploadSuccess"
+    assert await resources.storage.size(key) is None
+    assert (await user.query("query($id: ID!) { upload(id: $id) { id } }", {"id": upload_id}))[
+        "upload"
+    ] is None
+    data = await user.query(MESSAGES, {"upload": upload_id, "first": 10})
+    assert data["messages"]["totalCount"] == 0
+    again = await user.query(
+        "mutation($id: ID!) { deleteUpload(id: $id) { __typename } }", {"id": upload_id}
+    )
+    assert again["deleteUpload"]["__typename"] == "NotFoundError"
+
+
+async def test_unparseable_upload_fails_with_a_clear_error(user: Client) -> None:
+    result = await upload_chat(user, b"\x00\x01\x02 binary junk \xff" * 100, "chat.txt")
+    final = await wait_for_job(user, result["job"]["id"])
+    assert final["status"] == "FAILED"
+    assert final["error"]
+    upload = await user.query(
+        "query($id: ID!) { upload(id: $id) { status error messageCount } }",
+        {"id": result["upload"]["id"]},
+    )
+    assert upload["upload"]["status"] == "FAILED"
+    assert upload["upload"]["error"] == final["error"]
+    assert upload["upload"]["messageCount"] == 0
+
+
+async def test_refusals_leave_no_row_or_object(user: Client, resources: Resources) -> None:
+    before = await user.query("{ uploads(first: 50) { totalCount } }")
+    empty = await upload_chat(user, b"", "empty.txt")
+    assert empty == {
+        "__typename": "InvalidInputError",
+        "message": "the file is empty",
+        "field": "file",
+        "code": "INVALID_INPUT",
+    }
+    bad_zone = await upload_chat(user, b"x", variables={"timezone": "Mars/Base"})
+    assert bad_zone["code"] == "INVALID_INPUT"
+    assert bad_zone["field"] == "timezone"
+    # Over the limit by a little: refused by the storage write, as a payload error.
+    limit = resources.settings.max_upload_bytes
+    too_big = await upload_chat(user, b"a" * (limit + 1))
+    assert too_big["__typename"] == "TooLargeError"
+    assert too_big["code"] == "TOO_LARGE"
+    after = await user.query("{ uploads(first: 50) { totalCount } }")
+    assert after == before
+    objects = await resources.storage.delete_prefix(f"users/{user.user_id}/uploads/")
+    assert objects == 0
+
+
+async def test_huge_upload_is_refused_while_streaming(user: Client, resources: Resources) -> None:
+    """A body far over the limit, sent chunked without Content-Length, is refused while it
+    streams in: the client gets 413 long before it could finish sending."""
+    limit = resources.settings.max_upload_bytes
+    total = 64 * limit
+    before = await user.query("{ uploads(first: 5) { totalCount } }")
+    host, port = user.server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {user.token}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    preamble = (
+        b'--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
+        b'{"query": "mutation($f: Upload!) { uploadChat(file: $f) { __typename } }",'
+        b' "variables": {"f": null}}\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0": ["variables.f"]}\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="0"; filename="big.txt"\r\n\r\n'
+    )
+    writer.write(head.encode())
+    sent = 0
+    chunk = preamble + b"a" * (1 << 20)
+    response = b""
+    try:
+        while sent < total:
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            sent += len(chunk)
+            chunk = b"a" * (1 << 20)
+            with contextlib.suppress(TimeoutError):
+                response = await asyncio.wait_for(reader.read(65536), 0.001)
+            if response:
+                break
+    except ConnectionError:
+        pass
+    response = response or await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 413"), response[:200]
+    assert b'"TOO_LARGE"' in response
+    assert sent < total // 4, "the server read far more than the limit before refusing"
+    assert await user.query("{ uploads(first: 5) { totalCount } }") == before
+
+
+async def test_missing_file_field(user: Client) -> None:
+    response = await user.http.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(
+                {
+                    "query": "mutation($f: Upload!) { uploadChat(file: $f) { __typename } }",
+                    "variables": {"f": None},
+                }
+            ),
+            "map": "{}",
+        },
+        files={"unrelated": ("x.txt", b"x")},
+        headers=user.headers,
+    )
+    body = response.json()
+    assert body.get("errors") or body["data"]["uploadChat"]["__typename"] == "InvalidInputError"
+    after = await user.query("{ uploads(first: 5) { totalCount } }")
+    assert after["uploads"]["totalCount"] == 0
+
+
+async def test_uploads_connection(user: Client) -> None:
+    ids = [
+        (await upload_chat(user, memotrace_txt(2), f"{n}.txt"))["upload"]["id"] for n in range(3)
+    ]
+    page = await user.query(
+        """{ uploads(first: 2) {
+               totalCount pageInfo { hasNextPage endCursor } edges { node { id filename } }
+           } }"""
+    )
+    assert page["uploads"]["totalCount"] == 3
+    assert [e["node"]["id"] for e in page["uploads"]["edges"]] == ids[::-1][:2]
+    rest = await user.query(
+        """query($after: String) {
+             uploads(first: 2, after: $after) { pageInfo { hasNextPage } edges { node { id } } }
+           }""",
+        {"after": page["uploads"]["pageInfo"]["endCursor"]},
+    )
+    assert [e["node"]["id"] for e in rest["uploads"]["edges"]] == [ids[0]]
+    assert rest["uploads"]["pageInfo"]["hasNextPage"] is False
+
+
+async def test_page_size_and_cursor_are_checked(user: Client) -> None:
+    with pytest.raises(GraphQLError, match="between 1 and"):
+        await user.query("{ uploads(first: 100000) { totalCount } }")
+    upload_id = await upload_and_parse(user, memotrace_txt(3))
+    with pytest.raises(GraphQLError, match="invalid cursor"):
+        await user.query(MESSAGES, {"upload": upload_id, "after": "garbage!"})
+
+
+async def test_too_deep_query_is_refused(user: Client) -> None:
+    nested = "{ me { id } " + "".join(f"a{n}: me {{ id }} " for n in range(40)) + "}"
+    with pytest.raises(GraphQLError, match="aliases"):
+        await user.query(nested)
+    # Our types have no cycles, so real queries stay shallow: check the limiter with a low one.
+    shallow = create_schema(Settings(graphql_max_depth=3))
+    result = await shallow.execute("{ uploads { edges { node { job { id } } } } }")
+    assert result.errors
+    assert result.errors[0].message == "'anonymous' exceeds maximum operation depth of 3"
