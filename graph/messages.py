@@ -102,6 +102,13 @@ MessageConnection = Connection[Message]
 
 @strawberry.type
 class MessageQueries:
+    @strawberry.field(description="One of your messages, or null.")
+    async def message(self, info: Info, id: strawberry.ID) -> Message | None:
+        user_id = info.context.user_id
+        async with info.context.resources.sessionmaker() as session:
+            row = await message_service.get(session, user_id, id)
+        return Message.from_row(row) if row is not None else None
+
     @strawberry.field(description="One upload's messages in chat order, filtered.")
     async def messages(
         self,

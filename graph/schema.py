@@ -20,6 +20,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from graph.accounts import AccountMutations, AccountQueries
+from graph.execution import PlannedExecutionContext
 from graph.health import HealthQueries
 from graph.jobs import JobMutations, JobQueries, JobSubscriptions
 from graph.labels import LabelMutations, LabelQueries
@@ -56,7 +57,11 @@ def create_schema(settings: Settings) -> strawberry.Schema:
     if settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_unexpected))
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=PlannedExecutionContext,
     )
 
 

@@ -14,7 +14,14 @@ from ml.parsing.formats import csvfmt, html, jsonfmt, txt
 from ml.parsing.formats.base import Context, Format, Sniff
 from ml.parsing.limits import Limits
 from ml.parsing.model import Attempt, ParsedMessage
-from ml.parsing.textio import Encoding, decode_head, open_text, read_head, sniff_encoding
+from ml.parsing.textio import (
+    Encoding,
+    decode_error,
+    decode_head,
+    open_text,
+    read_head,
+    sniff_encoding,
+)
 
 # Order matters only to break ties between equally sure sniffers.
 ALL_FORMATS: tuple[Format, ...] = jsonfmt.FORMATS + html.FORMATS + csvfmt.FORMATS + txt.FORMATS
@@ -46,8 +53,7 @@ def parse(
     self flag of its own.
     """
     ctx = Context(Clock(resolve_tz(tz)), self_name or None, limits or Limits())
-    plan = _plan(source, format, ctx.limits, None)
-    return _guarded(plan.run(ctx), plan.label)
+    return _plan(source, format, ctx.limits, None).run(ctx)
 
 
 def detect(source: BinaryIO, *, format: str = "auto", limits: Limits | None = None) -> str:
@@ -100,7 +106,7 @@ def _plan(
 
     def run(ctx: Context) -> Iterator[ParsedMessage]:
         with open_text(source, encoding) as stream:
-            yield from fmt.parse(stream, ctx, hint)
+            yield from _guarded(fmt.parse(stream, ctx, hint), fmt.name, encoding)
 
     return _Plan(f"{fmt.name} ({encoding.label})", run)
 
@@ -171,10 +177,12 @@ def _zip_plan(source: BinaryIO, limits: Limits, attempts: list[Attempt] | None) 
             "the zip archive holds no recognizable chat export (media and other files are "
             "skipped); put a TXT, CSV, HTML or JSON export in it"
         )
-    return _Plan("zip", lambda ctx: archive.iter_archive(plan, ctx))
+    return _Plan("zip", lambda ctx: _guarded(archive.iter_archive(plan, ctx), "zip"))
 
 
-def _guarded(messages: Iterator[ParsedMessage], what: str) -> Iterator[ParsedMessage]:
+def _guarded(
+    messages: Iterator[ParsedMessage], what: str, encoding: Encoding | None = None
+) -> Iterator[ParsedMessage]:
     """Lets only ParseError out, and refuses an export without a single message."""
     try:
         first = next(messages, None)
@@ -185,6 +193,8 @@ def _guarded(messages: Iterator[ParsedMessage], what: str) -> Iterator[ParsedMes
     except ParseError:
         raise
     except UnicodeDecodeError as error:
+        if encoding is not None:
+            raise decode_error(error, encoding) from None
         raise ParseError(
             f"the file stops being valid text partway through ({error.reason})"
         ) from None

@@ -105,6 +105,23 @@ class Clock:
         return base
 
 
+SECOND_DELTAS = tuple(timedelta(seconds=second) for second in range(3600))
+"""timedelta(seconds=n) for n < 3600, to step from an hour's datetime without fromtimestamp."""
+
+
+def regular_hour(epoch: int, tz: tzinfo) -> datetime | None:
+    """The datetime at ``epoch``, or None if the next hour holds a DST change or a fold.
+
+    Inside a regular hour, ``start + SECOND_DELTAS[n]`` is the same aware datetime as
+    ``fromtimestamp(epoch + n, tz)``, at a fraction of the cost.
+    """
+    start = datetime.fromtimestamp(epoch, tz)
+    end = datetime.fromtimestamp(epoch + 3599, tz)
+    if start.fold or end.fold or start.utcoffset() != end.utcoffset():
+        return None
+    return start
+
+
 _TEXT_TIME = re.compile(
     r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
     r"(?:[ T]+(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?(?:[.,]\d+)?)?"

@@ -97,6 +97,7 @@ class JsonReader:
                 self.fail(f"{error.msg} at character {self.offset + error.pos:,}")
             if end >= len(self.buf) and self._grow(limit):
                 continue  # a number may go on in the next chunk
+            self._check_size(end, limit)
             self.pos = end
             return value
 
@@ -113,6 +114,7 @@ class JsonReader:
                 self.fail("it ends in the middle of a value; it is truncated")
             except ValueError as error:
                 self.fail(str(error))
+            self._check_size(end, limit)
             self.pos = end
             return value
 
@@ -187,6 +189,10 @@ class JsonReader:
             found = self.buf.find(text, start)
             if found >= 0 or not self.fill():
                 return found
+
+    def _check_size(self, end: int, limit: int) -> None:
+        if end - self.pos > limit:
+            self.fail(f"one element is longer than {limit:,} characters")
 
     def _grow(self, limit: int) -> bool:
         if len(self.buf) - self.pos > limit:

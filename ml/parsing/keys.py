@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from zlib import crc32
 
+_UNIT = "\x1f"
+
 
 class KeyMaker:
-    """Makes ``id:<server id>`` or ``h:<epoch>:<crc32 of sender and text>`` keys.
+    """Makes ``id:<server id>`` or ``h:<epoch>:<crc32 of sender, 0x1f, text>`` keys.
 
     A hashed key names the second the message was sent plus a CRC of who sent what: two
     different messages collide only if they share the second and the CRC (odds about 1 in 4
@@ -23,13 +25,16 @@ class KeyMaker:
         self.seen: dict[str, int] | None = None
 
     def hashed(self, sender: str, epoch: int, text: str) -> str:
-        digest = crc32(f"{sender}\x1f{text}".encode())
-        key = f"h:{epoch}:{digest:08x}"
+        key = f"h:{epoch}:{crc32(f'{sender}{_UNIT}{text}'.encode())}"
         if epoch != self.epoch:
             self.epoch = epoch
             self.first = key
             self.seen = None
             return key
+        return self.again(key)
+
+    def again(self, key: str) -> str:
+        """``key`` made unique among the keys of the current second (its first is counted)."""
         seen = self.seen
         if seen is None:
             seen = self.seen = {self.first: 1}

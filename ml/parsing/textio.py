@@ -125,6 +125,15 @@ def decode_head(head: bytes, encoding: Encoding) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def decode_error(error: UnicodeDecodeError, encoding: Encoding) -> ParseError:
+    if error.reason in ("unexpected end of data", "truncated data"):
+        return ParseError("the file ends in the middle of a character; it is truncated")
+    return ParseError(
+        f"the file stops being valid {encoding.label} partway through ({error.reason}); "
+        "it may be corrupted or mix encodings"
+    )
+
+
 @contextmanager
 def open_text(source: BinaryIO, encoding: Encoding) -> Iterator[io.TextIOWrapper]:
     """The source as text (universal newlines, strict decoding) without closing the source."""
@@ -133,9 +142,7 @@ def open_text(source: BinaryIO, encoding: Encoding) -> Iterator[io.TextIOWrapper
     try:
         yield wrapper
     except UnicodeDecodeError as error:
-        raise ParseError(
-            f"the file stops being valid {encoding.label} partway through ({error.reason}); "
-            "it may be corrupted or mix encodings"
-        ) from None
+        raise decode_error(error, encoding) from None
     finally:
-        wrapper.detach()
+        if not source.closed:
+            wrapper.detach()

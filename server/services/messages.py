@@ -109,6 +109,12 @@ def filtered(user_id: str, upload_id: str, where: MessageFilter) -> list[Any]:
     return clauses
 
 
+async def get(session: AsyncSession, user_id: str, message_id: str) -> dict[str, Any] | None:
+    statement = select(*MESSAGE_COLUMNS).where(Message.user_id == user_id, Message.id == message_id)
+    row = (await session.execute(statement)).mappings().first()
+    return dict(row) if row is not None else None
+
+
 async def page(
     session: AsyncSession,
     user_id: str,

@@ -222,46 +222,60 @@ async def test_refusals_leave_no_row_or_object(user: Client, resources: Resource
     assert objects == 0
 
 
+PREAMBLE = (
+    b'--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
+    b'{"query": "mutation($f: Upload!) { uploadChat(file: $f) { __typename } }",'
+    b' "variables": {"f": null}}\r\n'
+    b'--x\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0": ["variables.f"]}\r\n'
+    b'--x\r\nContent-Disposition: form-data; name="0"; filename="big.txt"\r\n\r\n'
+)
+
+
+async def _open(user: Client, framing: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = user.server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        (
+            f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {user.token}\r\n"
+            f"Content-Type: multipart/form-data; boundary=x\r\n{framing}\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_declared_2gb_upload_is_refused_before_its_body(user: Client) -> None:
+    reader, writer = await _open(user, f"Content-Length: {2 << 30}")
+    writer.write(PREAMBLE)
+    response = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 413"), response[:200]
+    assert b'"TOO_LARGE"' in response
+
+
 async def test_huge_upload_is_refused_while_streaming(user: Client, resources: Resources) -> None:
-    """A body far over the limit, sent chunked without Content-Length, is refused while it
-    streams in: the client gets 413 long before it could finish sending."""
+    """A body far over the limit, sent chunked without a length, is cut off while it streams
+    in: the server stops reading (413, then closes) long before the client could finish."""
     limit = resources.settings.max_upload_bytes
     total = 64 * limit
     before = await user.query("{ uploads(first: 5) { totalCount } }")
-    host, port = user.server.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    head = (
-        f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {user.token}\r\n"
-        "Content-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )
-    preamble = (
-        b'--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
-        b'{"query": "mutation($f: Upload!) { uploadChat(file: $f) { __typename } }",'
-        b' "variables": {"f": null}}\r\n'
-        b'--x\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0": ["variables.f"]}\r\n'
-        b'--x\r\nContent-Disposition: form-data; name="0"; filename="big.txt"\r\n\r\n'
-    )
-    writer.write(head.encode())
+    reader, writer = await _open(user, "Transfer-Encoding: chunked")
+    received = asyncio.create_task(reader.read(65536))
     sent = 0
-    chunk = preamble + b"a" * (1 << 20)
-    response = b""
-    try:
-        while sent < total:
+    chunk = PREAMBLE + b"a" * (1 << 20)
+    with contextlib.suppress(ConnectionError):
+        while sent < total and not received.done():
             writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             await writer.drain()
             sent += len(chunk)
             chunk = b"a" * (1 << 20)
-            with contextlib.suppress(TimeoutError):
-                response = await asyncio.wait_for(reader.read(65536), 0.001)
-            if response:
-                break
-    except ConnectionError:
-        pass
-    response = response or await asyncio.wait_for(reader.read(65536), 10)
+    response = b""
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        response = await asyncio.wait_for(received, 10)
     writer.close()
-    assert response.startswith(b"HTTP/1.1 413"), response[:200]
-    assert b'"TOO_LARGE"' in response
     assert sent < total // 4, "the server read far more than the limit before refusing"
+    # The 413 usually arrives; a reset can overtake it on loopback, but the cut-off is the point.
+    assert not response or response.startswith(b"HTTP/1.1 413"), response[:200]
     assert await user.query("{ uploads(first: 5) { totalCount } }") == before
 
 

@@ -24,13 +24,15 @@ than the previous header's: a body line that merely looks like a header stays in
 from __future__ import annotations
 
 import html
+import operator
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 from zlib import crc32
 
 from ml.parsing.bodies import MEMOTRACE_REFER, chatlog_body, common_body, memotrace_body
+from ml.parsing.clock import regular_hour
 from ml.parsing.errors import ParseError
 from ml.parsing.formats.base import Context, Format, Sniff, accept, reject
 from ml.parsing.kinds import system_kind
@@ -70,11 +72,17 @@ _SENTENCE = re.compile(r"[，。！？!?,;；、\t]|\s{2,}|^\d+$|^https?$")
 
 _HEADER_SAMPLE = 3
 _UNIT = "\x1f"  # separates sender and text in hashed keys, as in KeyMaker
+_TRAILING = frozenset((" ", "\t", "\n"))
+# First characters after which a MemoTrace body may be something other than plain text.
+_SPECIAL_FIRST = frozenset(("[", " ", "「", "\t", ""))
+_HOUR = operator.itemgetter(slice(0, 13))
+_SYSTEM_CRC = crc32(_UNIT.encode())
 _MINUTE_SECONDS = {
     f"{minute:02d}:{second:02d}": minute * 60 + second
     for minute in range(60)
     for second in range(60)
 }
+_MINUTE_DELTAS = {stamp: timedelta(seconds=seconds) for stamp, seconds in _MINUTE_SECONDS.items()}
 
 
 # --- sniffing ----------------------------------------------------------------------------------
@@ -196,10 +204,11 @@ def parse_memotrace(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedM
 def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessage]:
     # The hot loop of the 1M-message benchmark, kept in one generator (each generator layer
     # costs per message). re.split cuts a whole chunk into (time, name, body) triples in C,
-    # so there is no Match object per message; epochs come from a per-hour cache plus a table
-    # of "MM:SS" (no strptime); datetimes are reused within a second; keys are made inline
-    # (the same as KeyMaker.hashed). The last header of a chunk and its body are carried into
-    # the next chunk and split again there, since the body may go on.
+    # so there is no Match object per message. No strptime: the epoch is the hour's (cached)
+    # plus a table lookup of "MM:SS", and the datetime is the hour's datetime plus a cached
+    # timedelta (fromtimestamp only in hours that hold a DST change). Keys are made inline,
+    # the same as KeyMaker.hashed, continuing a per-sender CRC. The last header of a chunk
+    # and its body are carried into the next chunk and split again there.
     limit = ctx.limits.max_field_chars
     split = _MEMOTRACE.split
     hours = ctx.clock.hours
@@ -210,8 +219,10 @@ def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessag
     member = ctx.member
     message = ParsedMessage
     minute_seconds = _MINUTE_SECONDS
-    last_epoch = -1
-    when = from_epoch(0, tz)
+    minute_deltas = _MINUTE_DELTAS
+    special = _SPECIAL_FIRST
+    hour_starts: dict[str, datetime | None] = {}
+    senders: dict[str, tuple[str, int]] = {}
     carry = "\n\n"
     while True:
         chunk = stream.read(CHUNK_CHARS)
@@ -225,37 +236,44 @@ def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessag
                 _too_long(limit, True)
             carry = parts[0]
             continue
-        triples = _accepted(parts, ctx)
+        stamps, names, bodies = _accepted(parts, ctx)
         if not eof:
-            last_stamp, last_name, last_body = triples.pop()
-            carry = f"\n\n{last_stamp} {last_name}{last_body}"
+            carry = f"\n\n{stamps.pop()} {names.pop()}{bodies.pop()}"
             if len(carry) > limit:
                 _too_long(limit, False)
+        if len(hour_starts) > 10_000:
+            hour_starts.clear()
         key_epoch, key_first, key_seen = keys.epoch, keys.first, keys.seen
-        for stamp, name, raw_body in triples:
-            epoch = hours[stamp[:13]] + minute_seconds[stamp[14:19]]
-            if epoch != last_epoch:
-                when = from_epoch(epoch, tz)
-                last_epoch = epoch
-            if raw_body[-1:] in (" ", "\t", "\n"):
+        raw: dict[str, Any]
+        for stamp, name, raw_body in zip(stamps, names, bodies, strict=True):
+            hour = stamp[:13]
+            minute_second = stamp[14:19]
+            epoch = hours[hour] + minute_seconds[minute_second]
+            start = hour_starts.get(hour)
+            if start is None and hour not in hour_starts:
+                start = hour_starts[hour] = regular_hour(hours[hour], tz)
+            when = start + minute_deltas[minute_second] if start else from_epoch(epoch, tz)
+            if raw_body[-1:] in _TRAILING:
                 raw_body = raw_body.rstrip()
             if raw_body:
                 body = raw_body[1:]
-                first = body[:1]
-                if first == "[" or first == " " or first == "「" or MEMOTRACE_REFER in body:
-                    kind, text, raw = memotrace_body(body)
-                else:
+                if body[:1] not in special and MEMOTRACE_REFER not in body:
                     kind, text, raw = "text", body, {}
-                sender = name
-                if "&" in sender or "\\" in sender:
-                    sender = _unescape_name(sender)
+                else:
+                    kind, text, raw = memotrace_body(body)
+                known = senders.get(name)
+                if known is None:
+                    clean = _unescape_name(name)
+                    known = senders[name] = (clean, crc32(f"{clean}{_UNIT}".encode()))
+                sender, sender_crc = known
                 is_self = None if self_name is None else sender == self_name
             else:
                 kind, text, raw, sender = _bare_header(name)
+                sender_crc = _SYSTEM_CRC
                 is_self = None
             if member is not None:
                 raw["member"] = member
-            key = f"h:{epoch}:{crc32(f'{sender}{_UNIT}{text}'.encode()):08x}"
+            key = f"h:{epoch}:{crc32(text.encode(), sender_crc)}"
             if epoch != key_epoch:
                 key_epoch, key_first, key_seen = epoch, key, None
             else:
@@ -271,8 +289,8 @@ def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessag
             return
 
 
-def _accepted(parts: list[str], ctx: Context) -> list[tuple[str, str, str]]:
-    """The (stamp, name, body) triples of a split chunk, with body-line look-alikes merged.
+def _accepted(parts: list[str], ctx: Context) -> tuple[list[str], list[str], list[str]]:
+    """(stamps, names, bodies) of a split chunk, with body-line look-alikes merged.
 
     A header counts only if its time is real and not earlier than the previous header's; a
     rejected one goes back into the previous body.
@@ -281,29 +299,27 @@ def _accepted(parts: list[str], ctx: Context) -> list[tuple[str, str, str]]:
     clock = ctx.clock
     hours = clock.hours
     real = True
-    for hour in {stamp[:13] for stamp in stamps}:
+    for hour in set(map(_HOUR, stamps)):
         if hour not in hours:
             try:
                 clock.hour_start(hour)
             except ValueError:
                 real = False
     if real and stamps == sorted(stamps):
-        items = iter(parts[1:])
-        return list(zip(items, items, items, strict=True))
-    triples: list[tuple[str, str, str]] = []
+        return stamps, parts[2::3], parts[3::3]
+    kept: list[list[str]] = []
     for index in range(1, len(parts), 3):
         stamp, name, body = parts[index], parts[index + 1], parts[index + 2]
         try:
             clock.epoch_iso(stamp)
-            real = True
+            valid = True
         except ValueError:
-            real = False
-        if triples and (not real or stamp < triples[-1][0]):
-            previous = triples[-1]
-            triples[-1] = (previous[0], previous[1], f"{previous[2]}\n\n{stamp} {name}{body}")
-        elif real:
-            triples.append((stamp, name, body))
-    return triples
+            valid = False
+        if kept and (not valid or stamp < kept[-1][0]):
+            kept[-1][2] += f"\n\n{stamp} {name}{body}"
+        elif valid:
+            kept.append([stamp, name, body])
+    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
 
 
 def _self_flag(ctx: Context, sender: str, kind: str) -> bool | None:
