@@ -20,6 +20,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from graph.accounts import AccountMutations, AccountQueries
+from graph.datasets import DatasetMutations, DatasetQueries
 from graph.execution import PlannedExecutionContext
 from graph.health import HealthQueries
 from graph.jobs import JobMutations, JobQueries, JobSubscriptions
@@ -30,10 +31,19 @@ from server.settings import Settings
 
 Query = merge_types(
     "Query",
-    (HealthQueries, AccountQueries, UploadQueries, MessageQueries, LabelQueries, JobQueries),
+    (
+        HealthQueries,
+        AccountQueries,
+        UploadQueries,
+        MessageQueries,
+        LabelQueries,
+        DatasetQueries,
+        JobQueries,
+    ),
 )
 Mutation = merge_types(
-    "Mutation", (AccountMutations, UploadMutations, LabelMutations, JobMutations)
+    "Mutation",
+    (AccountMutations, UploadMutations, LabelMutations, DatasetMutations, JobMutations),
 )
 Subscription = merge_types("Subscription", (JobSubscriptions,))
 

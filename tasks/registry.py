@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.queue import JobDefinition
+from tasks.export_dataset import export_dataset
 from tasks.labeling import auto_label_messages, train_labeler
 from tasks.parse_upload import parse_upload
 from tasks.verify_upload import verify_upload
@@ -14,6 +15,7 @@ JOBS: dict[str, JobDefinition] = {
         verify_upload,
         auto_label_messages,
         train_labeler,
+        export_dataset,
     )
 }
 

@@ -53,25 +53,43 @@ def parse(
     self flag of its own.
     """
     ctx = Context(Clock(resolve_tz(tz)), self_name or None, limits or Limits())
-    return _plan(source, format, ctx.limits, None).run(ctx)
+    return _safely(_plan, source, format, ctx.limits, None).run(ctx)
 
 
 def detect(source: BinaryIO, *, format: str = "auto", limits: Limits | None = None) -> str:
     """The exact format name :func:`parse` would read the source as ("zip" for archives)."""
-    return _plan(source, format, limits or Limits(), None).label.split(" ")[0]
+    return _safely(_plan, source, format, limits or Limits(), None).label.split(" ")[0]
 
 
 def diagnose(source: BinaryIO, *, limits: Limits | None = None) -> list[Attempt]:
     """Every format tried on the source, accepted or not, with the reason."""
     attempts: list[Attempt] = []
     try:
-        plan = _plan(source, "auto", limits or Limits(), attempts)
+        plan = _safely(_plan, source, "auto", limits or Limits(), attempts)
     except ParseError as error:
         if not attempts or all(attempt.accepted for attempt in attempts):
             attempts.append(Attempt("auto", False, str(error)))
         return attempts
     attempts.append(Attempt("auto", True, f"would be read as {plan.label}"))
     return attempts
+
+
+def _safely(
+    plan: Callable[[BinaryIO, str, Limits, list[Attempt] | None], _Plan],
+    source: BinaryIO,
+    requested: str,
+    limits: Limits,
+    attempts: list[Attempt] | None,
+) -> _Plan:
+    """Detection with any unexpected failure turned into a ParseError."""
+    try:
+        return plan(source, requested, limits, attempts)
+    except ParseError:
+        raise
+    except RecursionError:
+        raise ParseError("the file nests structures too deeply") from None
+    except Exception as error:
+        raise ParseError(f"cannot read this file: {type(error).__name__}: {error}") from error
 
 
 def _check_format(requested: str) -> None:
@@ -99,9 +117,12 @@ def _plan(
         raise ParseError("this is not a zip archive (it lacks the PK signature)")
     encoding = _encoding(head, attempts)
     text = decode_head(head, encoding)
-    found = _choose(text, requested, attempts, "")
+    tried: list[Attempt] = []
+    found = _choose(text, requested, tried, "")
+    if attempts is not None:
+        attempts.extend(tried)
     if found is None:
-        raise ParseError(_unknown(text, requested, attempts))
+        raise ParseError(_unknown(text, requested, tried))
     fmt, hint = found
 
     def run(ctx: Context) -> Iterator[ParsedMessage]:
@@ -145,16 +166,12 @@ def _choose(
     return None if best is None else (best[0], best[1].hint)
 
 
-def _unknown(text: str, requested: str, attempts: list[Attempt] | None) -> str:
+def _unknown(text: str, requested: str, tried: list[Attempt]) -> str:
     if not text.strip():
         return "the file contains only whitespace"
-    tried = [
-        f"{fmt.name} ({fmt.sniff(text).reason})"
-        for fmt in ALL_FORMATS
-        if requested in ("auto", fmt.family, fmt.name)
-    ]
+    reasons = [f"{attempt.format} ({attempt.reason})" for attempt in tried]
     what = "a known export format" if requested == "auto" else f"a {requested} export"
-    return f"this is not {what}; tried: " + "; ".join(tried)
+    return f"this is not {what}; tried: " + "; ".join(reasons)
 
 
 def _zip_plan(source: BinaryIO, limits: Limits, attempts: list[Attempt] | None) -> _Plan:

@@ -1,0 +1,455 @@
+"""Building a dataset: messages in, JSONL lines out, as a stream.
+
+The pipeline, in order: message filters (kind, sender, time range, message-scope labels), PII
+scrubbing, sessions and turns (`conversation`), then per example: placeholder-only replies,
+reply length, example-scope labels, duplicates, the eval split and the format.
+
+Determinism: nothing depends on the process (no salted hashes, no set iteration order in the
+output, no clock): the same spec on the same ordered messages gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, BinaryIO, Final, Literal, NamedTuple
+
+import orjson
+
+from ml.datasets.conversation import Conversations, Exchange, label_pairs
+from ml.datasets.dedupe import Deduper, DuplicateKind, normalize
+from ml.datasets.formats import Turn, render
+from ml.datasets.messages import KIND_PLACEHOLDERS, UNSPOKEN_KINDS, DatasetMessage
+from ml.datasets.pii import Scrubber
+from ml.datasets.spec import DatasetSpec
+from ml.datasets.tokens import approx_tokens
+
+Split = Literal["train", "eval"]
+
+_WRITE_CHUNK: Final = 1 << 16
+# Examples are screened one by one, then deduplicated in batches (near-duplicate hashing is
+# vectorised over a batch). Batches start small so that a preview reads few messages.
+_MAX_BATCH: Final = 64
+PROGRESS_EVERY: Final = 10_000
+
+
+class DatasetInputError(ValueError):
+    """A message the builder cannot read (naive timestamp, unknown kind)."""
+
+
+class RenderedExample:
+    """One example as written: its split, its JSON object and line, and what it came from.
+
+    `turns` is the example as (role, content) pairs, "system" first when there is one, with
+    placeholders such as <手机号> and [图片] visible: what a preview shows. `message_ids` and
+    `labels` (the union over the example's messages) are worked out when first asked for.
+    """
+
+    __slots__ = ("_exchange", "_labels", "line", "record", "split", "tokens", "turns")
+
+    def __init__(
+        self,
+        split: Split,
+        record: dict[str, Any],
+        line: bytes,
+        turns: tuple[Turn, ...],
+        tokens: int,
+        exchange: Exchange,
+        labels: frozenset[tuple[str, str]],
+    ) -> None:
+        self.split: Split = split
+        self.record = record
+        self.line = line
+        self.turns = turns
+        self.tokens = tokens
+        self._exchange = exchange
+        self._labels = labels
+
+    @property
+    def message_ids(self) -> tuple[str, ...]:
+        """The messages the example was made of, in order."""
+        exchange = self._exchange
+        ids = [i for block in (*exchange.context, exchange.prompt) for i in block.ids]
+        ids.extend(exchange.completion_ids)
+        return tuple(ids)
+
+    @property
+    def labels(self) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(sorted(v)) for k, v in sorted(_label_map(self._labels).items())}
+
+    def __repr__(self) -> str:
+        return f"RenderedExample(split={self.split!r}, record={self.record!r})"
+
+
+@dataclass(slots=True)
+class DatasetStats:
+    """What a build read, wrote and dropped.
+
+    dropped_messages counts messages (reasons: empty, unspoken (system / recall), non_text,
+    sender, time, label); dropped_examples counts replies that did not become examples
+    (no_prompt, placeholder_only, too_short, too_long, label, duplicate_exact, duplicate_near).
+    `scrubbed` counts PII replacements by type in the messages that passed the filters;
+    `labels` counts, per key and value, the written examples carrying that label; `turns` and
+    `approx_tokens` (see `tokens.approx_tokens`) sum over written examples, system prompt included
+    in the tokens.
+    """
+
+    messages: int = 0
+    sessions: int = 0
+    train_examples: int = 0
+    eval_examples: int = 0
+    turns: int = 0
+    approx_tokens: int = 0
+    scrubbed: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    dropped_messages: dict[str, int] = field(default_factory=dict)
+    dropped_examples: dict[str, int] = field(default_factory=dict)
+    train_sha256: str = ""
+    eval_sha256: str = ""
+    train_bytes: int = 0
+    eval_bytes: int = 0
+
+    @property
+    def examples(self) -> int:
+        return self.train_examples + self.eval_examples
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with sorted keys in the nested counts."""
+        return {
+            "messages": self.messages,
+            "sessions": self.sessions,
+            "examples": self.examples,
+            "train_examples": self.train_examples,
+            "eval_examples": self.eval_examples,
+            "turns": self.turns,
+            "approx_tokens": self.approx_tokens,
+            "scrubbed": dict(sorted(self.scrubbed.items())),
+            "labels": {k: dict(sorted(v.items())) for k, v in sorted(self.labels.items())},
+            "dropped_messages": dict(sorted(self.dropped_messages.items())),
+            "dropped_examples": dict(sorted(self.dropped_examples.items())),
+            "train_sha256": self.train_sha256,
+            "eval_sha256": self.eval_sha256,
+            "train_bytes": self.train_bytes,
+            "eval_bytes": self.eval_bytes,
+        }
+
+
+class _Candidate(NamedTuple):
+    """An example that passed the checks needing no other example."""
+
+    exchange: Exchange
+    prompt: str
+    key: str  # normalized prompt and reply: what duplicates and the split are judged on
+    digest: bytes  # keyed blake2b of the key: 8 bytes for dedupe, 8 for the split
+    labels: frozenset[tuple[str, str]] | None  # worked out early only if a condition needs them
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+class _Examples:
+    """Turns exchanges into rendered examples, or counts why not."""
+
+    def __init__(self, spec: DatasetSpec, stats: DatasetStats, scrubber: Scrubber | None) -> None:
+        self._spec = spec
+        self._stats = stats
+        self._format = spec.format
+        self._system = spec.system_prompt
+        self._system_tokens = approx_tokens(spec.system_prompt) if spec.system_prompt else 0
+        self._min_length = spec.filters.min_length
+        self._max_length = spec.filters.max_length
+        self._conditions = [c for c in spec.filters.labels if c.scope == "example"]
+        dedupe = spec.dedupe
+        self._deduper = (
+            Deduper(exact=dedupe.exact, near=dedupe.near, min_chars=dedupe.min_chars)
+            if dedupe.exact or dedupe.near
+            else None
+        )
+        self._key = spec.split.seed.to_bytes(8, "little")
+        self._eval_below = int(spec.split.eval_ratio * 2**64)
+        self._names: dict[str, str] = {}
+        self._scrubber = scrubber
+
+    def _display_name(self, sender: str) -> str:
+        """A speaker's name in a group turn, with listed names scrubbed like the text."""
+        name = self._names.get(sender)
+        if name is None:
+            name = sender if self._scrubber is None else self._scrubber.scrub(sender)[0]
+            if len(self._names) < 100_000:
+                self._names[sender] = name
+        return name
+
+    def screen(self, exchange: Exchange) -> _Candidate | None:
+        """The checks that need no other example: placeholders, length, labels."""
+        dropped = self._stats.dropped_examples
+        completion = exchange.completion
+        if not exchange.has_text:
+            _count(dropped, "placeholder_only")
+            return None
+        if len(completion) < self._min_length:
+            _count(dropped, "too_short")
+            return None
+        if self._max_length is not None and len(completion) > self._max_length:
+            _count(dropped, "too_long")
+            return None
+        labels = None
+        if self._conditions:
+            labels = _label_pairs(exchange)
+            as_map = _label_map(labels)
+            for condition in self._conditions:
+                if not condition.matches(as_map):
+                    _count(dropped, "label")
+                    return None
+        prompt = exchange.prompt.text(self._display_name)
+        key = normalize(prompt, completion)
+        digest = hashlib.blake2b(key.encode(), digest_size=16, key=self._key).digest()
+        return _Candidate(exchange, prompt, key, digest, labels)
+
+    def finish(self, batch: list[_Candidate]) -> list[RenderedExample]:
+        """Duplicates, split and format for screened examples, in order."""
+        if self._deduper is None:
+            verdicts: list[DuplicateKind | None] = [None] * len(batch)
+        else:
+            verdicts = self._deduper.check_many(
+                [(c.key, int.from_bytes(c.digest[:8], "little")) for c in batch]
+            )
+        dropped = self._stats.dropped_examples
+        examples = []
+        for candidate, verdict in zip(batch, verdicts, strict=True):
+            if verdict is None:
+                examples.append(self._render(candidate))
+            else:
+                _count(dropped, verdict)
+        return examples
+
+    def _render(self, candidate: _Candidate) -> RenderedExample:
+        exchange, prompt = candidate.exchange, candidate.prompt
+        name = self._display_name
+        labels = candidate.labels if candidate.labels is not None else _label_pairs(exchange)
+        split: Split = (
+            "eval" if int.from_bytes(candidate.digest[8:], "little") < self._eval_below else "train"
+        )
+        turns: list[Turn] = [
+            ("assistant" if b.persona else "user", b.text(name)) for b in exchange.context
+        ]
+        turns.append(("user", prompt))
+        turns.append(("assistant", exchange.completion))
+        record = render(self._format, self._system, turns)
+        tokens = self._system_tokens + approx_tokens(exchange.completion)
+        tokens += exchange.prompt.tokens(name)
+        for block in exchange.context:
+            tokens += block.tokens(name)
+
+        stats = self._stats
+        if split == "train":
+            stats.train_examples += 1
+        else:
+            stats.eval_examples += 1
+        stats.turns += len(turns)
+        stats.approx_tokens += tokens
+        label_counts = stats.labels
+        for label_key, value in labels:
+            per_value = label_counts.get(label_key)
+            if per_value is None:
+                per_value = label_counts[label_key] = {}
+            per_value[value] = per_value.get(value, 0) + 1
+
+        if self._system:
+            turns.insert(0, ("system", self._system))
+        return RenderedExample(
+            split=split,
+            record=record,
+            line=orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE),
+            turns=tuple(turns),
+            tokens=tokens,
+            exchange=exchange,
+            labels=labels,
+        )
+
+
+def _label_pairs(exchange: Exchange) -> frozenset[tuple[str, str]]:
+    """Every (key, value) label of every message in an example."""
+    pairs = [b.label_pairs() for b in (*exchange.context, exchange.prompt) if b.labels]
+    if exchange.completion_labels:
+        pairs.append(label_pairs(exchange.completion_labels))
+    return frozenset().union(*pairs)
+
+
+def _label_map(pairs: frozenset[tuple[str, str]]) -> dict[str, set[str]]:
+    labels: dict[str, set[str]] = {}
+    for key, value in pairs:
+        labels.setdefault(key, set()).add(value)
+    return labels
+
+
+def iter_examples(
+    messages: Iterable[DatasetMessage],
+    spec: DatasetSpec,
+    stats: DatasetStats | None = None,
+    progress: Callable[[DatasetStats], None] | None = None,
+) -> Generator[RenderedExample, None, None]:
+    """The examples of a dataset, in order, as they are found; stop it whenever you like.
+
+    `stats`, if given, is updated as the iteration goes; `progress`, if given, is called with
+    it every PROGRESS_EVERY messages read.
+    """
+    stats = stats if stats is not None else DatasetStats()
+    filters = spec.filters
+    persona_names = frozenset(spec.persona)
+    senders = frozenset(filters.senders)
+    excluded = frozenset(filters.exclude_senders)
+    since, until = filters.since, filters.until
+    message_conditions = [c for c in filters.labels if c.scope == "message"]
+    placeholders = filters.non_text == "placeholder"
+    scrubber = Scrubber(spec.pii.names) if spec.pii.enabled else None
+    scrub = scrubber.scrub_into if scrubber is not None else None
+    scrubbed = stats.scrubbed
+    dropped = stats.dropped_messages
+    conversations = Conversations(
+        gap=spec.session_gap,
+        merge=spec.merge_consecutive,
+        max_context_turns=spec.max_context_turns,
+    )
+    add = conversations.add
+    examples = _Examples(spec, stats, scrubber)
+    screen = examples.screen
+    batch: list[_Candidate] = []
+    batch_limit = 1
+
+    try:
+        for message in messages:
+            stats.messages += 1
+            if progress is not None and stats.messages % PROGRESS_EVERY == 0:
+                progress(stats)
+            kind = message.kind
+            if kind == "text":
+                text = message.text.strip()
+                if not text:
+                    _count(dropped, "empty")
+                    continue
+                is_text = True
+            elif kind in UNSPOKEN_KINDS:
+                _count(dropped, "unspoken")
+                continue
+            elif kind not in KIND_PLACEHOLDERS:
+                raise DatasetInputError(f"message {message.id}: unknown kind {kind!r}")
+            elif placeholders:
+                text = KIND_PLACEHOLDERS[kind]
+                is_text = False
+            else:
+                _count(dropped, "non_text")
+                continue
+
+            sender = message.sender
+            persona = sender in persona_names if persona_names else message.is_self is True
+            if (excluded and sender in excluded) or (
+                senders and not persona and sender not in senders
+            ):
+                _count(dropped, "sender")
+                continue
+            timestamp = message.timestamp
+            if timestamp.tzinfo is None:
+                raise DatasetInputError(f"message {message.id}: timestamp has no timezone")
+            if (since is not None and timestamp < since) or (
+                until is not None and timestamp >= until
+            ):
+                _count(dropped, "time")
+                continue
+            labels = message.labels
+            if message_conditions and not all(c.matches(labels) for c in message_conditions):
+                _count(dropped, "label")
+                continue
+            if scrub is not None and is_text:
+                text = scrub(text, scrubbed)
+
+            exchange = add(
+                message.upload_id, timestamp, sender, persona, text, is_text, labels, message.id
+            )
+            if exchange is not None:
+                candidate = screen(exchange)
+                if candidate is not None:
+                    batch.append(candidate)
+                    if len(batch) >= batch_limit:
+                        yield from examples.finish(batch)
+                        batch = []
+                        batch_limit = min(2 * batch_limit, _MAX_BATCH)
+
+        exchange = conversations.end_session()
+        if exchange is not None:
+            candidate = screen(exchange)
+            if candidate is not None:
+                batch.append(candidate)
+        yield from examples.finish(batch)
+    finally:
+        stats.sessions = conversations.sessions
+        if conversations.no_prompt:
+            stats.dropped_examples["no_prompt"] = conversations.no_prompt
+
+
+def preview(
+    messages: Iterable[DatasetMessage], spec: DatasetSpec, first: int
+) -> list[RenderedExample]:
+    """The first `first` examples the spec makes, reading only as many messages as it needs."""
+    if first < 0:
+        raise ValueError("first must be >= 0")
+    examples = iter_examples(messages, spec)
+    try:
+        return list(islice(examples, first))
+    finally:
+        examples.close()
+
+
+class _Sink:
+    """One output stream: buffered writes, a running sha256 and a byte count."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._pending: list[bytes] = []
+        self._size = 0
+        self.sha256 = hashlib.sha256()
+        self.written = 0
+
+    def write(self, line: bytes) -> None:
+        self._pending.append(line)
+        self._size += len(line)
+        if self._size >= _WRITE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            chunk = b"".join(self._pending)
+            self._pending.clear()
+            self._size = 0
+            self.sha256.update(chunk)
+            self._out.write(chunk)
+            self.written += len(chunk)
+
+
+def build_dataset(
+    messages: Iterable[DatasetMessage],
+    spec: DatasetSpec,
+    train_out: BinaryIO,
+    eval_out: BinaryIO,
+    progress: Callable[[DatasetStats], None] | None = None,
+) -> DatasetStats:
+    """Writes the dataset as JSONL (UTF-8) to the two streams, as it goes; returns its stats.
+
+    `progress`, if given, is called with the running stats every PROGRESS_EVERY messages read
+    and once at the end; raising from it stops the build.
+    """
+    stats = DatasetStats()
+    train, evaluation = _Sink(train_out), _Sink(eval_out)
+    for example in iter_examples(messages, spec, stats, progress):
+        (train if example.split == "train" else evaluation).write(example.line)
+    train.flush()
+    evaluation.flush()
+    stats.train_sha256 = train.sha256.hexdigest()
+    stats.eval_sha256 = evaluation.sha256.hexdigest()
+    stats.train_bytes = train.written
+    stats.eval_bytes = evaluation.written
+    if progress is not None:
+        progress(stats)
+    return stats

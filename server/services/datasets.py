@@ -1,0 +1,264 @@
+"""Datasets: versioned fine-tuning sets built from uploads by the export_dataset job.
+
+A dataset row stores the spec it was built with (the ml.datasets spec plus its uploads), so
+the same spec on the same messages gives the same bytes. Versions are immutable: creating a
+dataset under an existing name adds version n+1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ml.datasets import DatasetMessage, DatasetSpec, RenderedExample, SpecError, preview
+from server.db.models import Dataset, Job, Label, Message
+from server.db.repositories import DatasetRepository, JobRepository, UploadRepository
+from server.db.session import SessionMaker
+from server.db.types import new_id
+from server.resources import Resources
+from server.services import jobs
+from server.services.errors import InvalidInput, NotFound
+from server.services.labels import effective
+from server.services.messages import local_time
+
+EXPORT_JOB = "export_dataset"
+BATCH = 2000
+MAX_UPLOADS = 100
+
+
+def dataset_prefix(user_id: str, dataset_id: str) -> str:
+    return f"users/{user_id}/datasets/{dataset_id}/"
+
+
+def spec_of(row: Dataset) -> tuple[DatasetSpec, list[str]]:
+    stored = dict(row.spec)
+    uploads = list(stored.pop("uploads"))
+    return DatasetSpec.from_dict(stored), uploads
+
+
+def check_spec(spec: dict[str, Any]) -> DatasetSpec:
+    try:
+        return DatasetSpec.from_dict(spec)
+    except SpecError as error:
+        raise InvalidInput(f"{error.field}: {error}", field=error.field) from None
+
+
+async def create_dataset(
+    resources: Resources,
+    user_id: str,
+    *,
+    name: str,
+    upload_ids: Sequence[str],
+    spec: dict[str, Any],
+) -> tuple[Dataset, Job]:
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("the name has 1 to 100 characters", field="name")
+    if not 1 <= len(upload_ids) <= MAX_UPLOADS:
+        raise InvalidInput(f"choose 1 to {MAX_UPLOADS} uploads", field="uploadIds")
+    parsed = check_spec(spec)
+    upload_ids = list(dict.fromkeys(upload_ids))
+    stored = {**parsed.to_dict(), "uploads": upload_ids}
+    for attempt in range(3):
+        async with resources.sessionmaker() as session:
+            uploads = await UploadRepository(session, user_id).get_many(upload_ids)
+            for upload_id in upload_ids:
+                upload = uploads.get(upload_id)
+                if upload is None:
+                    raise NotFound(f"no such upload {upload_id!r}", field="uploadIds")
+                if upload.status != "parsed":
+                    raise InvalidInput(
+                        f"upload {upload.filename!r} is not parsed", field="uploadIds"
+                    )
+            repository = DatasetRepository(session, user_id)
+            latest = await session.scalar(
+                select(func.max(Dataset.version)).where(
+                    Dataset.user_id == user_id, Dataset.name == name
+                )
+            )
+            dataset_id = new_id()
+            dataset = repository.add(
+                Dataset(
+                    id=dataset_id,
+                    name=name,
+                    version=int(latest or 0) + 1,
+                    spec=stored,
+                    status="pending",
+                    object_key=dataset_prefix(user_id, dataset_id),
+                )
+            )
+            job = JobRepository(session, user_id).add(
+                jobs.new_job(
+                    user_id,
+                    EXPORT_JOB,
+                    resources,
+                    subject_id=dataset_id,
+                    arguments={"dataset_id": dataset_id},
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Another request took this version number: take the next one.
+                await session.rollback()
+                if attempt == 2:
+                    raise
+                continue
+        await jobs.enqueue(resources, job)
+        return dataset, job
+    raise AssertionError("unreachable")
+
+
+async def versions(session: AsyncSession, user_id: str, name: str) -> list[Dataset]:
+    statement = (
+        DatasetRepository(session, user_id)
+        .select()
+        .where(Dataset.name == name)
+        .order_by(Dataset.version.desc())
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def delete_dataset(resources: Resources, user_id: str, dataset_id: str) -> None:
+    async with resources.sessionmaker() as session:
+        dataset = await DatasetRepository(session, user_id).get(dataset_id)
+        if dataset is None:
+            raise NotFound("no such dataset", field="id")
+        running = (
+            await session.scalars(
+                JobRepository(session, user_id)
+                .select()
+                .where(Job.subject_id == dataset_id, Job.status.in_(("queued", "running")))
+            )
+        ).all()
+        for job in running:
+            await jobs.cancel(resources, session, user_id, job.id)
+        await session.delete(dataset)
+        await session.commit()
+    await resources.storage.delete_prefix(dataset_prefix(user_id, dataset_id))
+
+
+async def messages_for(
+    sessionmaker: SessionMaker, user_id: str, upload_ids: Sequence[str]
+) -> AsyncIterator[list[DatasetMessage]]:
+    """The uploads' messages in dataset order (upload, time, seq), in batches, with their
+    effective labels."""
+    for upload_id in upload_ids:
+        last: tuple[Any, int] | None = None
+        while True:
+            async with sessionmaker() as session:
+                statement = select(
+                    Message.id,
+                    Message.seq,
+                    Message.sender,
+                    Message.timestamp,
+                    Message.utc_offset,
+                    Message.text,
+                    Message.kind,
+                    Message.is_self,
+                ).where(
+                    Message.user_id == user_id,
+                    Message.upload_id == upload_id,
+                )
+                if last is not None:
+                    statement = statement.where(
+                        tuple_(Message.timestamp, Message.seq) > tuple_(*last)
+                    )
+                statement = statement.order_by(Message.timestamp, Message.seq).limit(BATCH)
+                rows = [dict(row) for row in (await session.execute(statement)).mappings()]
+                if not rows:
+                    break
+                labels: defaultdict[str, defaultdict[str, list[str]]] = defaultdict(
+                    lambda: defaultdict(list)
+                )
+                label_rows = await session.execute(
+                    select(Label.message_id, Label.key, Label.value).where(
+                        Label.user_id == user_id,
+                        Label.message_id.in_([row["id"] for row in rows]),
+                        effective(),
+                    )
+                )
+                for message_id, key, value in label_rows:
+                    labels[message_id][key].append(value)
+            last = (rows[-1]["timestamp"], rows[-1]["seq"])
+            yield [
+                DatasetMessage(
+                    id=row["id"],
+                    upload_id=upload_id,
+                    sender=row["sender"],
+                    timestamp=local_time(row),
+                    text=row["text"],
+                    kind=row["kind"],
+                    is_self=row["is_self"],
+                    labels={key: sorted(values) for key, values in labels[row["id"]].items()},
+                )
+                for row in rows
+            ]
+
+
+class MessageFeed:
+    """Hands batches read on the event loop to a consumer in a worker thread, a few at a time."""
+
+    def __init__(
+        self, source: AsyncIterator[list[DatasetMessage]], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._source = source
+        self._loop = loop
+        self._queue: asyncio.Queue[list[DatasetMessage] | BaseException | None] = asyncio.Queue(4)
+        self._stopped = threading.Event()
+
+    async def pump(self) -> None:
+        """Run on the loop: read the source into the queue until it ends or the consumer stops."""
+        try:
+            async for batch in self._source:
+                if self._stopped.is_set():
+                    return
+                await self._queue.put(batch)
+            await self._queue.put(None)
+        except Exception as error:
+            await self._queue.put(error)
+
+    def messages(self) -> Iterator[DatasetMessage]:
+        """Run in the thread: the messages, in order."""
+        while True:
+            item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                self._queue.get_nowait()
+
+
+async def preview_dataset(
+    resources: Resources, user_id: str, dataset_id: str, first: int
+) -> list[RenderedExample]:
+    async with resources.sessionmaker() as session:
+        dataset = await DatasetRepository(session, user_id).get(dataset_id)
+    if dataset is None:
+        raise NotFound("no such dataset", field="id")
+    spec, upload_ids = spec_of(dataset)
+    feed = MessageFeed(
+        messages_for(resources.sessionmaker, user_id, upload_ids), asyncio.get_running_loop()
+    )
+    pump = asyncio.create_task(feed.pump())
+    try:
+        return await asyncio.to_thread(preview, feed.messages(), spec, first)
+    finally:
+        feed.stop()
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
