@@ -26,6 +26,7 @@ from graph.health import HealthQueries
 from graph.jobs import JobMutations, JobQueries, JobSubscriptions
 from graph.labels import LabelMutations, LabelQueries
 from graph.messages import MessageQueries
+from graph.models import ModelMutations, ModelQueries
 from graph.uploads import UploadMutations, UploadQueries
 from server.settings import Settings
 
@@ -38,12 +39,20 @@ Query = merge_types(
         MessageQueries,
         LabelQueries,
         DatasetQueries,
+        ModelQueries,
         JobQueries,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (AccountMutations, UploadMutations, LabelMutations, DatasetMutations, JobMutations),
+    (
+        AccountMutations,
+        UploadMutations,
+        LabelMutations,
+        DatasetMutations,
+        ModelMutations,
+        JobMutations,
+    ),
 )
 Subscription = merge_types("Subscription", (JobSubscriptions,))
 

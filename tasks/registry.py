@@ -6,6 +6,7 @@ from server.queue import JobDefinition
 from tasks.export_dataset import export_dataset
 from tasks.labeling import auto_label_messages, train_labeler
 from tasks.parse_upload import parse_upload
+from tasks.training import export_model, train_model
 from tasks.verify_upload import verify_upload
 
 JOBS: dict[str, JobDefinition] = {
@@ -16,6 +17,8 @@ JOBS: dict[str, JobDefinition] = {
         auto_label_messages,
         train_labeler,
         export_dataset,
+        train_model,
+        export_model,
     )
 }
 

@@ -18,6 +18,7 @@ from server.db.repositories import UploadRepository
 from server.resources import Resources
 from server.rest.responses import JSON
 from server.services import messages as message_service
+from server.services import models as model_service
 from server.services import uploads as upload_service
 from server.services.errors import (
     InvalidInput,
@@ -201,7 +202,62 @@ async def list_messages(request: Request, resources: Resources, principal: Princ
     )
 
 
+TRAIN_FIELDS = (
+    "method",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "epochs",
+    "max_steps",
+    "learning_rate",
+    "lr_scheduler",
+    "warmup_ratio",
+    "batch_size",
+    "gradient_accumulation",
+    "max_seq_length",
+    "seed",
+    "eval_every_steps",
+    "logging_steps",
+    "gradient_checkpointing",
+)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInput("send a JSON object", field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("send a JSON object", field="body")
+    return body
+
+
+@authenticated
+async def start_training(request: Request, resources: Resources, principal: Principal) -> Response:
+    """The same input as GraphQL's trainModel, as JSON with snake_case names."""
+    body = await _json_object(request)
+    unknown = sorted(set(body) - {"name", "dataset_id", "base_model", *TRAIN_FIELDS})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
+    for field in ("name", "dataset_id", "base_model"):
+        if not isinstance(body.get(field), str):
+            raise InvalidInput(f"`{field}` is required", field=field)
+    if isinstance(body.get("method"), str):
+        body["method"] = body["method"].lower()
+    model, job = await model_service.start_training(
+        resources,
+        principal.user_id,
+        name=body["name"],
+        dataset_id=body["dataset_id"],
+        base_model=body["base_model"],
+        options={field: body.get(field) for field in TRAIN_FIELDS},
+    )
+    return JSON({"model_id": model.id, "job_id": job.id, "status": model.status}, status_code=202)
+
+
 routes = [
+    Route("/train/start", start_training, methods=["POST"]),
     Route("/uploads", create_upload, methods=["POST"]),
     Route("/uploads/{upload_id}/status", upload_status, methods=["GET"]),
     Route("/messages", list_messages, methods=["GET"]),

@@ -1,0 +1,170 @@
+"""Models: training runs (train_model), the registry, exports and deletion.
+
+The API process validates what it can without loading torch: the training options are checked
+again, fully, by the job before the trainer starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Job, Model
+from server.db.repositories import DatasetRepository, JobRepository, ModelRepository
+from server.db.types import new_id
+from server.resources import Resources
+from server.services import jobs
+from server.services.errors import Conflict, InvalidInput, NotFound
+
+TRAIN_JOB = "train_model"
+EXPORT_JOB = "export_model"
+METHODS = ("lora", "full")
+SCHEDULERS = ("linear", "cosine", "constant")
+ARTIFACT = "artifact.tar"
+
+
+def model_prefix(user_id: str, model_id: str) -> str:
+    return f"users/{user_id}/models/{model_id}/"
+
+
+def artifact_key(user_id: str, model_id: str) -> str:
+    return model_prefix(user_id, model_id) + ARTIFACT
+
+
+def export_key(user_id: str, model_id: str, merged: bool) -> str:
+    return model_prefix(user_id, model_id) + ("export-merged.tar" if merged else ARTIFACT)
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The training options a user may set, with their bounds; the trainer checks the rest."""
+    out = {key: value for key, value in options.items() if value is not None}
+    bounds = {
+        "lora_r": (1, 1024),
+        "lora_alpha": (1, 4096),
+        "batch_size": (1, 4096),
+        "gradient_accumulation": (1, 1024),
+        "max_seq_length": (16, 131072),
+        "max_steps": (1, 10_000_000),
+        "eval_every_steps": (1, 10_000_000),
+        "logging_steps": (1, 100_000),
+        "seed": (0, 2**31 - 1),
+    }
+    for key, (low, high) in bounds.items():
+        if key in out and not (isinstance(out[key], int) and low <= out[key] <= high):
+            raise InvalidInput(f"{key} must be an integer from {low} to {high}", field=key)
+    if out.get("method", "lora") not in METHODS:
+        raise InvalidInput("method is LORA or FULL", field="method")
+    if out.get("lr_scheduler", "cosine") not in SCHEDULERS:
+        raise InvalidInput(f"lrScheduler is one of {', '.join(SCHEDULERS)}", field="lrScheduler")
+    if "epochs" in out and not 0 < float(out["epochs"]) <= 1000:
+        raise InvalidInput("epochs must be above 0 and at most 1000", field="epochs")
+    if "learning_rate" in out and not 0 < float(out["learning_rate"]) < 1:
+        raise InvalidInput("learningRate must be between 0 and 1", field="learningRate")
+    if "lora_dropout" in out and not 0 <= float(out["lora_dropout"]) < 1:
+        raise InvalidInput("loraDropout must be in [0, 1)", field="loraDropout")
+    modules = out.get("target_modules")
+    if modules is not None and (
+        not modules or not all(isinstance(m, str) and m.strip() for m in modules)
+    ):
+        raise InvalidInput("targetModules must be non-empty names", field="targetModules")
+    return out
+
+
+async def start_training(
+    resources: Resources,
+    user_id: str,
+    *,
+    name: str,
+    dataset_id: str,
+    base_model: str,
+    options: Mapping[str, Any],
+) -> tuple[Model, Job]:
+    name = name.strip()
+    base_model = base_model.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("the name has 1 to 100 characters", field="name")
+    if not 1 <= len(base_model) <= 500:
+        raise InvalidInput("name a base model: a local folder or a hub id", field="baseModel")
+    config = check_options(options)
+    async with resources.sessionmaker() as session:
+        dataset = await DatasetRepository(session, user_id).get(dataset_id)
+        if dataset is None:
+            raise NotFound("no such dataset", field="datasetId")
+        if dataset.status != "ready":
+            raise InvalidInput("the dataset is not built yet", field="datasetId")
+        model_id = new_id()
+        model = ModelRepository(session, user_id).add(
+            Model(
+                id=model_id,
+                name=name,
+                dataset_id=dataset.id,
+                base_model=base_model,
+                method=config.get("method", "lora"),
+                config=config,
+                status="queued",
+                object_key=artifact_key(user_id, model_id),
+            )
+        )
+        job = JobRepository(session, user_id).add(
+            jobs.new_job(
+                user_id, TRAIN_JOB, resources, subject_id=model_id, arguments={"model_id": model_id}
+            )
+        )
+        await session.commit()
+    await jobs.enqueue(resources, job)
+    return model, job
+
+
+async def start_export(resources: Resources, user_id: str, model_id: str) -> Job:
+    """Merge the adapter into its base and archive the result (a job: it loads the model)."""
+    async with resources.sessionmaker() as session:
+        model = await ModelRepository(session, user_id).get(model_id)
+        if model is None:
+            raise NotFound("no such model", field="id")
+        if model.status != "ready":
+            raise InvalidInput("the model is not trained yet", field="id")
+        if model.method != "lora":
+            raise InvalidInput("a full fine-tune has nothing to merge: download it", field="merged")
+        job = JobRepository(session, user_id).add(
+            jobs.new_job(
+                user_id,
+                EXPORT_JOB,
+                resources,
+                subject_id=model_id,
+                arguments={"model_id": model_id},
+            )
+        )
+        await session.commit()
+    await jobs.enqueue(resources, job)
+    return job
+
+
+async def delete_model(resources: Resources, user_id: str, model_id: str) -> None:
+    async with resources.sessionmaker() as session:
+        model = await ModelRepository(session, user_id).get(model_id)
+        if model is None:
+            raise NotFound("no such model", field="id")
+        running = (
+            await session.scalars(
+                JobRepository(session, user_id)
+                .select()
+                .where(Job.subject_id == model_id, Job.status.in_(("queued", "running")))
+            )
+        ).all()
+        for job in running:
+            await jobs.cancel(resources, session, user_id, job.id)
+        await session.delete(model)
+        await session.commit()
+    await resources.storage.delete_prefix(model_prefix(user_id, model_id))
+
+
+async def ready_model(session: AsyncSession, user_id: str, model_id: str) -> Model:
+    """A model the caller owns that can serve chat."""
+    model = await ModelRepository(session, user_id).get(model_id)
+    if model is None:
+        raise NotFound("no such model", field="modelId")
+    if model.status != "ready":
+        raise Conflict(f"the model is {model.status}, not ready", field="modelId")
+    return model
