@@ -20,6 +20,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from graph.accounts import AccountMutations, AccountQueries
+from graph.chat import ChatQueries, ChatSubscriptions
 from graph.datasets import DatasetMutations, DatasetQueries
 from graph.execution import PlannedExecutionContext
 from graph.health import HealthQueries
@@ -40,6 +41,7 @@ Query = merge_types(
         LabelQueries,
         DatasetQueries,
         ModelQueries,
+        ChatQueries,
         JobQueries,
     ),
 )
@@ -54,7 +56,7 @@ Mutation = merge_types(
         JobMutations,
     ),
 )
-Subscription = merge_types("Subscription", (JobSubscriptions,))
+Subscription = merge_types("Subscription", (JobSubscriptions, ChatSubscriptions))
 
 
 def _unexpected(error: GraphQLError) -> bool:

@@ -3,6 +3,7 @@ the REST routes of /api/v1, and signed file downloads for the local object folde
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -18,10 +19,11 @@ from graph.view import GraphQLView
 from server.limits import BodyLimit
 from server.queue import InProcessQueue
 from server.resources import Resources
-from server.rest import files, v1
+from server.rest import files, openai, v1
 from server.rest.responses import JSON
 from server.services.jobs import resume_unfinished
 from server.settings import Settings
+from tasks.inference import InferenceWorker
 from tasks.registry import JOBS
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resources = await Resources.open(settings, JOBS)
         app.state.resources = resources
+        stop = asyncio.Event()
+        inference: asyncio.Task[None] | None = None
         if isinstance(resources.queue, InProcessQueue):
             resumed = await resume_unfinished(resources)
             if resumed:
                 log.info("resumed %d unfinished jobs", resumed)
+            # Embedded: the inference worker runs inside this process.
+            inference = asyncio.create_task(InferenceWorker(resources, resources.chat).run(stop))
         try:
             yield
         finally:
+            stop.set()
+            if inference is not None:
+                await inference
             await resources.close()
 
     routes: list[BaseRoute] = [
@@ -57,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", view),
         Route("/files/{key:path}", files.download),
         Mount("/api/v1", routes=v1.routes),
+        Mount("/v1", routes=openai.routes),
     ]
     app = Starlette(
         routes=routes,

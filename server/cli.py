@@ -50,6 +50,40 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _inference_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import signal
+
+    from server.resources import Resources
+    from tasks.inference import InferenceWorker
+    from tasks.registry import JOBS
+
+    if not settings.uses_redis:
+        print(
+            "weft: the inference worker needs WEFT_REDIS_URL (embedded mode runs it in "
+            "`weft serve`)",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> None:
+        resources = await Resources.open(settings, JOBS, migrate=False)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            worker = InferenceWorker(resources, resources.chat)
+            if args.preload:
+                await worker.preload()
+            await worker.run(stop)
+        finally:
+            await resources.close()
+
+    asyncio.run(run())
+    return 0
+
+
 def _make_tiny_model(args: argparse.Namespace, settings: Settings) -> int:
     from ml.tiny import make_tiny_model
 
@@ -85,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run an arq worker for one queue")
     worker.add_argument("queue", choices=["parse", "label", "train"])
     worker.set_defaults(run=_worker)
+
+    inference = commands.add_parser(
+        "inference-worker", help="serve chat requests from the inference queue (GPU machine)"
+    )
+    inference.add_argument("--preload", action="store_true", help="load the engine at start-up")
+    inference.set_defaults(run=_inference_worker)
 
     # Handled in main() before argparse; listed here for --help.
     commands.add_parser("parse", help="parse a chat export and print one JSON message per line")

@@ -12,6 +12,7 @@ from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.chat import ChatBroker, InProcessChatBroker, RedisChatBroker
 from server.db.migrate import upgrade
 from server.db.session import SessionMaker, create_engine, create_sessionmaker
 from server.events import EventBus, InProcessEventBus, RedisEventBus
@@ -31,6 +32,7 @@ class Resources:
     queue: JobQueue
     redis: ArqRedis | None
     limits: RateLimiter
+    chat: ChatBroker
 
     @classmethod
     async def open(
@@ -51,13 +53,17 @@ class Resources:
             storage = await open_storage(settings)
             queue: JobQueue
             events: EventBus
+            chat: ChatBroker
+            limit = settings.inference_queue_limit
             if settings.uses_redis:
                 redis = ArqRedis(**_redis_kwargs(RedisSettings.from_dsn(settings.redis_url)))
                 queue = ArqQueue(registry, redis)
                 events = RedisEventBus(redis)
+                chat = RedisChatBroker(events, limit, redis)
             else:
                 queue = InProcessQueue(registry, concurrency=settings.inprocess_concurrency)
                 events = InProcessEventBus()
+                chat = InProcessChatBroker(events, limit)
         except BaseException:
             if storage is not None:
                 await storage.close()
@@ -79,6 +85,7 @@ class Resources:
                 },
                 redis,
             ),
+            chat=chat,
         )
         if isinstance(queue, InProcessQueue):
             queue.context["resources"] = resources

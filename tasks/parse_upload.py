@@ -28,27 +28,6 @@ BATCH = 2000
 SPOOL_SHARE = 0.1
 
 
-class CountingReader:
-    """A read-only binary file that counts how far the parser has read (for progress)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.position = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.position = self.raw.tell()
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        self.position = self.raw.tell()
-        return int(count or 0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
-
-
 def message_row(
     message: ParsedMessage, *, user_id: str, upload_id: str, seq: int
 ) -> dict[str, Any]:
@@ -147,7 +126,6 @@ async def _ingest(
     detected: str | None = None
 
     with open(path, "rb") as raw:
-        reader = CountingReader(raw)
 
         def produce() -> None:
             nonlocal detected
@@ -155,7 +133,7 @@ async def _ingest(
                 detected = detect(raw)
                 raw.seek(0)
                 for batch in batches(
-                    reader,  # type: ignore[arg-type]
+                    raw,
                     user_id=ctx.user_id,
                     upload_id=upload_id,
                     tz=tz,
@@ -184,7 +162,8 @@ async def _ingest(
                     await session.execute(insert(Message), item)
                     await session.commit()
                 count += len(item)
-                fraction = SPOOL_SHARE + (1 - SPOOL_SHARE) * reader.position / max(size, 1)
+                # How far the parser has read the spooled file (its buffered reader's position).
+                fraction = SPOOL_SHARE + (1 - SPOOL_SHARE) * raw.tell() / max(size, 1)
                 await ctx.reporter.update(
                     progress=min(fraction, 0.99),
                     message=f"{count} messages",

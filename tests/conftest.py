@@ -18,11 +18,13 @@ import pytest
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ml.tiny import DEFAULT_TEXTS, make_tiny_model
 from server.app import create_app
 from server.db.migrate import upgrade
 from server.resources import Resources
 from server.settings import Settings
-from tasks.registry import jobs_for
+from tasks.inference import InferenceWorker
+from tasks.registry import JOBS, jobs_for
 from tasks.worker import create_worker
 from tests.support import services
 from tests.support.live import Client, LiveServer
@@ -94,7 +96,13 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
     await live.start()
     workers: list[Worker] = []
     tasks: list[asyncio.Task[None]] = []
+    stop_inference = asyncio.Event()
+    inference_resources: Resources | None = None
     if settings.uses_redis:
+        # Production mode: arq workers and the inference worker, each with its own resources.
+        inference_resources = await Resources.open(settings, JOBS, migrate=False)
+        worker = InferenceWorker(inference_resources, inference_resources.chat)
+        tasks.append(asyncio.create_task(worker.run(stop_inference)))
         for queue in ("parse", "label", "train"):
             if not jobs_for(queue):
                 continue
@@ -104,12 +112,24 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
     try:
         yield live
     finally:
+        stop_inference.set()
         for worker in workers:
             await worker.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if inference_resources is not None:
+            await inference_resources.close()
         await live.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init Qwen2-shaped chat model with a tokenizer trained on the test chats."""
+    from tests.support.training import PAIRS
+
+    texts = [*DEFAULT_TEXTS, *(text for pair in PAIRS for text in pair)]
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen", texts)
 
 
 @pytest.fixture(scope="session")

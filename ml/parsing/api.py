@@ -34,6 +34,7 @@ FORMATS: tuple[str, ...] = ("auto", *FAMILIES, *(fmt.name for fmt in ALL_FORMATS
 class _Plan:
     label: str
     run: Callable[[Context], Iterator[ParsedMessage]]
+    close: Callable[[], None] = lambda: None
 
 
 def parse(
@@ -51,6 +52,10 @@ def parse(
     may still raise :class:`ParseError` midway. A file that yields no message at all raises
     too. ``self_name`` marks messages of that sender as ``is_self`` where the format has no
     self flag of its own.
+
+    Reading: the first 256 KiB are read for detection, then the source is read again from the
+    start, sequentially, so a byte counter on the source measures progress. Zip archives are
+    read through ``zipfile`` (their directory sits at the end). The source is not closed.
     """
     ctx = Context(Clock(resolve_tz(tz)), self_name or None, limits or Limits())
     return _safely(_plan, source, format, ctx.limits, None).run(ctx)
@@ -58,7 +63,9 @@ def parse(
 
 def detect(source: BinaryIO, *, format: str = "auto", limits: Limits | None = None) -> str:
     """The exact format name :func:`parse` would read the source as ("zip" for archives)."""
-    return _safely(_plan, source, format, limits or Limits(), None).label.split(" ")[0]
+    plan = _safely(_plan, source, format, limits or Limits(), None)
+    plan.close()
+    return plan.label.split(" ")[0]
 
 
 def diagnose(source: BinaryIO, *, limits: Limits | None = None) -> list[Attempt]:
@@ -67,9 +74,9 @@ def diagnose(source: BinaryIO, *, limits: Limits | None = None) -> list[Attempt]
     try:
         plan = _safely(_plan, source, "auto", limits or Limits(), attempts)
     except ParseError as error:
-        if not attempts or all(attempt.accepted for attempt in attempts):
-            attempts.append(Attempt("auto", False, str(error)))
+        attempts.append(Attempt("auto", False, str(error)))
         return attempts
+    plan.close()
     attempts.append(Attempt("auto", True, f"would be read as {plan.label}"))
     return attempts
 
@@ -194,7 +201,7 @@ def _zip_plan(source: BinaryIO, limits: Limits, attempts: list[Attempt] | None) 
             "the zip archive holds no recognizable chat export (media and other files are "
             "skipped); put a TXT, CSV, HTML or JSON export in it"
         )
-    return _Plan("zip", lambda ctx: _guarded(archive.iter_archive(plan, ctx), "zip"))
+    return _Plan("zip", lambda ctx: _guarded(archive.iter_archive(plan, ctx), "zip"), plan.close)
 
 
 def _guarded(

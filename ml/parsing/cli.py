@@ -115,6 +115,8 @@ def _diagnose(source: BinaryIO, name: str) -> int:
     if final is not None and final.format == "auto" and final.accepted:
         return 0
     reason = final.reason if final is not None else "nothing was recognized"
+    if "; tried: " in reason:
+        reason = reason.split("; tried: ")[0] + " (see the attempts above)"
     return _fail(name, reason)
 
 

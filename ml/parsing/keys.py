@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hashlib import sha1
 from zlib import crc32
 
 _UNIT = "\x1f"
@@ -44,4 +45,6 @@ class KeyMaker:
 
     @staticmethod
     def server(message_id: str) -> str:
+        if len(message_id) > 61:  # keys stay within 64 characters, whatever the input says
+            return "id:" + sha1(message_id.encode(), usedforsecurity=False).hexdigest()
         return "id:" + message_id

@@ -34,7 +34,7 @@ class ParsedMessage:
     ``[链接] title``. ``is_self`` is None where neither the format nor the caller says who
     "you" are. ``raw`` is JSON-serializable: what the source says beyond the text. ``key`` is
     stable across overlapping exports: ``id:<server id>`` where the exporter has one, else
-    ``h:<hash of sender, time and text>``.
+    ``h:<epoch>:<crc of sender and text>``; at most 64 characters.
     """
 
     sender: str

@@ -12,7 +12,7 @@ from typing import BinaryIO
 from ml.parsing.errors import ParseError
 
 SNIFF_BYTES = 256 * 1024
-CHUNK_CHARS = 1 << 20
+CHUNK_CHARS = 1 << 16
 
 # Signatures of binary files people upload by mistake, to say what the file is instead.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (

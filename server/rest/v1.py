@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
+from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +19,7 @@ from server.db.models import Upload
 from server.db.repositories import UploadRepository
 from server.resources import Resources
 from server.rest.responses import JSON
+from server.services import chat as chat_service
 from server.services import messages as message_service
 from server.services import models as model_service
 from server.services import uploads as upload_service
@@ -256,7 +259,59 @@ async def start_training(request: Request, resources: Resources, principal: Prin
     return JSON({"model_id": model.id, "job_id": job.id, "status": model.status}, status_code=202)
 
 
+@authenticated
+async def model_chat(request: Request, resources: Resources, principal: Principal) -> Response:
+    """{model_id, messages, stream, max_tokens, temperature, top_p, stop, seed}: server-sent
+    events of {delta, done, finish_reason, usage, error} when stream is true, else one answer."""
+    body = await _json_object(request)
+    model_id = body.get("model_id")
+    if not isinstance(model_id, str):
+        raise InvalidInput("`model_id` is required", field="model_id")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise InvalidInput("`messages` is a list of {role, content}", field="messages")
+    try:
+        params = chat_service.ChatParams(
+            max_tokens=body.get("max_tokens", 512),
+            temperature=float(body.get("temperature", 0.7)),
+            top_p=float(body.get("top_p", 1.0)),
+            stop=tuple(body.get("stop") or ()),
+            seed=body.get("seed"),
+        )
+    except (TypeError, ValueError):
+        raise InvalidInput("temperature and top_p are numbers", field="temperature") from None
+    prepared = await chat_service.prepare(resources, principal.user_id, model_id, messages, params)
+    if body.get("stream"):
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            try:
+                async for event in chat_service.stream(resources, prepared):
+                    yield {"event": "chunk", "data": orjson.dumps(event).decode()}
+            except ServiceError as error:
+                failure = {"code": error.code, "message": error.message}
+                yield {"event": "error", "data": orjson.dumps(failure).decode()}
+
+        return EventSourceResponse(events(), ping=15)
+    text: list[str] = []
+    final: dict[str, Any] = {}
+    async for event in chat_service.stream(resources, prepared):
+        if event.get("done"):
+            final = event
+        else:
+            text.append(event["delta"])
+    return JSON(
+        {
+            "reply": "".join(text),
+            "finish_reason": final.get("finish_reason"),
+            "usage": final.get("usage"),
+            "error": final.get("error"),
+        },
+        status_code=503 if final.get("finish_reason") == "error" else 200,
+    )
+
+
 routes = [
+    Route("/model/chat", model_chat, methods=["POST"]),
     Route("/train/start", start_training, methods=["POST"]),
     Route("/uploads", create_upload, methods=["POST"]),
     Route("/uploads/{upload_id}/status", upload_status, methods=["GET"]),

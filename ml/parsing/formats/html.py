@@ -98,9 +98,9 @@ def _memotrace_message(item: dict[str, Any], ctx: Context) -> ParsedMessage | No
         kind, notice = system_kind(text)
         if notice:
             raw["notice"] = notice
-        return ctx.message("", None, epoch, text, kind, None, raw)
+        return ctx.json_message("", None, epoch, text, kind, None, raw)
     kind, text = _describe(item, msg_type, sub_type, raw)
-    return ctx.message(sender, None, epoch, text, kind, is_self, raw)
+    return ctx.json_message(sender, None, epoch, text, kind, is_self, raw)
 
 
 def _describe(
@@ -187,7 +187,6 @@ def _describe_app(
 
 def parse_pywxdump(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
     reader = JsonReader(stream, ctx.limits.max_field_chars, "PyWxDump data.js")
-    me = ""
     while True:
         found = reader.find(_LOCAL_ANY, _MARKER_WINDOW)
         if found is None:
@@ -196,7 +195,7 @@ def parse_pywxdump(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMe
             )
         name = found.group(1)
         if name == "local_mywxid":
-            me = str(reader.js() or "")
+            reader.js()  # rows already flag your own messages with is_sender
         elif name == "local_user_list":
             ctx.names.update(pywxdump.user_names(reader.value(ctx.limits.max_field_chars * 64)))
         else:
@@ -207,8 +206,6 @@ def parse_pywxdump(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMe
         message = pywxdump.row_message(item, ctx)
         if message is None:
             raise ParseError("a PyWxDump message has no valid CreateTime")
-        if me and message.sender_id == me:
-            message.sender_id = me
         yield message
 
 

@@ -168,10 +168,10 @@ def _chatlog_message(item: dict[str, Any], ctx: Context) -> ParsedMessage:
     server_id = str(seq) if seq not in (None, "", 0) else None
     sender_id = str(item.get("sender") or "")
     if kind in ("system", "recall") or sender_id == "系统消息":
-        return ctx.message("", None, epoch, text, kind, None, raw, server_id)
+        return ctx.json_message("", None, epoch, text, kind, None, raw, server_id)
     sender = str(item.get("senderName") or sender_id)
     is_self = item.get("isSelf")
-    return ctx.message(
+    return ctx.json_message(
         sender,
         sender_id or None,
         epoch,
@@ -249,7 +249,7 @@ def _echotrace_message(
             notice = "pat"
         if notice:
             raw["notice"] = notice
-        return ctx.message("", None, epoch, text, kind, None, raw)
+        return ctx.json_message("", None, epoch, text, kind, None, raw)
     if kind != "text":
         placeholder = classify_placeholder(content) if content else None
         if placeholder is not None and placeholder[0] == kind:
@@ -266,7 +266,7 @@ def _echotrace_message(
             sender = "我"
         else:
             sender = str(session.get("remark") or session.get("displayName") or sender_id or "")
-    return ctx.message(sender, sender_id, epoch, text, kind, is_self, raw)
+    return ctx.json_message(sender, sender_id, epoch, text, kind, is_self, raw)
 
 
 # --- PyWxDump ------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ class _ChatLab:
         message_id = item.get("platformMessageId")
         server_id = str(message_id) if message_id not in (None, "") else None
         if kind in ("system", "recall"):
-            return ctx.message("", None, epoch, text, kind, None, raw, server_id)
+            return ctx.json_message("", None, epoch, text, kind, None, raw, server_id)
         sender_id = str(item.get("sender") or "")
         sender = str(
             item.get("groupNickname")
@@ -373,7 +373,9 @@ class _ChatLab:
         )
         owner = self.meta.get("ownerId")
         is_self = (sender_id == str(owner)) if owner else None
-        return ctx.message(sender, sender_id or None, epoch, text, kind, is_self, raw, server_id)
+        return ctx.json_message(
+            sender, sender_id or None, epoch, text, kind, is_self, raw, server_id
+        )
 
 
 def parse_chatlab(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:

@@ -53,10 +53,10 @@ def row_message(row: Mapping[str, Any], ctx: Context) -> ParsedMessage | None:
     talker = str(row.get("talker") or "")
     is_self = str(row.get("is_sender")) in ("1", "True", "true")
     if kind in ("system", "recall") or talker == "系统":
-        return ctx.message("", None, epoch, text, kind, None, raw, _server_id(row))
+        return ctx.json_message("", None, epoch, text, kind, None, raw, _server_id(row))
     sender = ctx.names.get(talker, talker)
     sender_id = None if talker in _NOT_IDS else talker
-    return ctx.message(sender, sender_id, epoch, text, kind, is_self, raw, _server_id(row))
+    return ctx.json_message(sender, sender_id, epoch, text, kind, is_self, raw, _server_id(row))
 
 
 def _server_id(row: Mapping[str, Any]) -> str | None:

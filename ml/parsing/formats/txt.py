@@ -241,10 +241,10 @@ def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessag
             carry = f"\n\n{stamps.pop()} {names.pop()}{bodies.pop()}"
             if len(carry) > limit:
                 _too_long(limit, False)
-        if len(hour_starts) > 10_000:
-            hour_starts.clear()
         key_epoch, key_first, key_seen = keys.epoch, keys.first, keys.seen
         raw: dict[str, Any]
+        if len(hour_starts) > 10_000:
+            hour_starts.clear()
         for stamp, name, raw_body in zip(stamps, names, bodies, strict=True):
             hour = stamp[:13]
             minute_second = stamp[14:19]

@@ -1,0 +1,134 @@
+"""Chat: validate a request, queue it for the inference worker, stream back its chunks.
+
+Every interface (the GraphQL subscription, SSE, the OpenAI-compatible routes) goes through
+`stream`. It subscribes to the request's channel before queueing the request, so no chunk is
+missed; when the caller stops reading early (a client went away), the worker is told to cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.chat import ChatUnavailable
+from server.db.types import new_id
+from server.events import chat_channel
+from server.resources import Resources
+from server.services.errors import InvalidInput, Unavailable
+from server.services.models import ready_model
+
+ROLES = ("system", "user", "assistant")
+MAX_MESSAGES = 200
+MAX_CHARS = 200_000
+MAX_STOP = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ChatParams:
+    max_tokens: int | None = 512
+    temperature: float = 0.7
+    top_p: float = 1.0
+    stop: Sequence[str] = field(default=())
+    seed: int | None = None
+
+
+def check_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    if not 1 <= len(messages) <= MAX_MESSAGES:
+        raise InvalidInput(f"send 1 to {MAX_MESSAGES} messages", field="messages")
+    checked = []
+    total = 0
+    for message in messages:
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise InvalidInput(f"a message role is one of {', '.join(ROLES)}", field="messages")
+        if not isinstance(content, str):
+            raise InvalidInput("a message content is text", field="messages")
+        total += len(content)
+        checked.append({"role": str(role), "content": content})
+    if total > MAX_CHARS:
+        raise InvalidInput(
+            f"the conversation is longer than {MAX_CHARS} characters", field="messages"
+        )
+    return checked
+
+
+def check_params(params: ChatParams) -> dict[str, Any]:
+    if params.max_tokens is not None and not 1 <= params.max_tokens <= 32768:
+        raise InvalidInput("maxTokens must be from 1 to 32768", field="maxTokens")
+    if not 0 <= params.temperature <= 5:
+        raise InvalidInput("temperature must be from 0 to 5", field="temperature")
+    if not 0 < params.top_p <= 1:
+        raise InvalidInput("topP must be above 0 and at most 1", field="topP")
+    stop = list(params.stop)
+    if len(stop) > MAX_STOP or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in stop):
+        raise InvalidInput(f"up to {MAX_STOP} stop sequences of 1 to 100 characters", field="stop")
+    if params.seed is not None and not 0 <= params.seed < 2**63:
+        raise InvalidInput("seed must be from 0 to 2**63 - 1", field="seed")
+    return {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stop": stop,
+        "seed": params.seed,
+    }
+
+
+async def prepare(
+    resources: Resources,
+    user_id: str,
+    model_id: str,
+    messages: Sequence[dict[str, Any]],
+    params: ChatParams,
+) -> dict[str, Any]:
+    """The queued request for the caller's ready model (errors are raised before streaming)."""
+    checked = check_messages(messages)
+    checked_params = check_params(params)
+    async with resources.sessionmaker() as session:
+        model = await ready_model(session, user_id, model_id)
+    return {
+        "id": new_id(),
+        "user_id": user_id,
+        "model_id": model.id,
+        "model_name": model.name,
+        "base_model": model.base_model,
+        "method": model.method,
+        "artifact_key": model.object_key,
+        "messages": checked,
+        "params": checked_params,
+        "deadline": time.time() + resources.settings.inference_timeout_seconds,
+    }
+
+
+async def stream(resources: Resources, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """The request's chunks: {delta, done} pieces, then one with finish_reason, usage, error."""
+    request_id = request["id"]
+    timeout = resources.settings.inference_timeout_seconds
+    finished = False
+    async with resources.events.subscribe(chat_channel(request_id)) as events:
+        try:
+            await resources.chat.submit(request)
+        except ChatUnavailable as error:
+            raise Unavailable(str(error), field="modelId") from None
+        try:
+            while True:
+                event = await events.next(timeout=timeout)
+                if event is None:
+                    yield {
+                        "delta": "",
+                        "done": True,
+                        "finish_reason": "error",
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+                        "error": f"no answer from the inference worker within {timeout:g} s",
+                    }
+                    return
+                finished = bool(event.get("done"))
+                yield event
+                if finished:
+                    return
+        finally:
+            if not finished:
+                # The caller went away or timed out: free the worker.
+                await asyncio.shield(resources.chat.cancel(request_id))
