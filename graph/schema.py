@@ -27,6 +27,7 @@ from graph.health import HealthQueries
 from graph.jobs import JobMutations, JobQueries, JobSubscriptions
 from graph.labels import LabelMutations, LabelQueries
 from graph.messages import MessageQueries
+from graph.metrics import OperationMetrics
 from graph.models import ModelMutations, ModelQueries
 from graph.uploads import UploadMutations, UploadQueries
 from server.settings import Settings
@@ -67,6 +68,7 @@ def _unexpected(error: GraphQLError) -> bool:
 def create_schema(settings: Settings) -> strawberry.Schema:
     # Factories: each request gets fresh extension instances (the caches are shared anyway).
     extensions: list[Callable[[], SchemaExtension]] = [
+        OperationMetrics,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from graph.schema import create_schema
 from graph.view import GraphQLView
 from server.limits import BodyLimit
+from server.observability import CHAT_WAITING, QUEUE_DEPTH, RequestContext, metrics_endpoint
 from server.queue import InProcessQueue
 from server.resources import Resources
 from server.rest import files, openai, v1
@@ -68,10 +69,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/api/v1", routes=v1.routes),
         Mount("/v1", routes=openai.routes),
     ]
+
+    async def collect() -> None:
+        resources: Resources = app.state.resources
+        for queue, depth in (await resources.queue.depths()).items():
+            QUEUE_DEPTH.labels(queue).set(depth)
+        CHAT_WAITING.set(await resources.chat.waiting())
+
+    routes.append(Route("/metrics", metrics_endpoint(collect)))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, upload_limit=lambda: settings.max_upload_bytes)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(BodyLimit, upload_limit=lambda: settings.max_upload_bytes),
+        ],
     )
     app.state.settings = settings
     return app

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from server.observability import configure_logging
 from server.settings import Settings, SettingsError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -28,6 +28,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
         ws="websockets-sansio",
         timeout_graceful_shutdown=30,
     )
@@ -43,9 +45,17 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve_metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.host)
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from tasks.worker import run_worker
 
+    _serve_metrics(settings)
     run_worker(args.queue, settings)
     return 0
 
@@ -65,6 +75,8 @@ def _inference_worker(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+
+    _serve_metrics(settings)
 
     async def run() -> None:
         resources = await Resources.open(settings, JOBS, migrate=False)
@@ -152,10 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"weft: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, json=settings.log_json)
     run: Command = args.run
     return run(args, settings)
 

@@ -36,6 +36,8 @@ class Settings:
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
+    # Seconds to wait for an S3 answer before retrying (3 attempts, exponential backoff).
+    s3_timeout_seconds: float = 30.0
     # Uploads larger than this are refused while they stream in.
     max_upload_bytes: int = 1 << 30
     # HS256 secret for access tokens; empty means one generated and kept in data_dir.
@@ -53,6 +55,8 @@ class Settings:
     # Requests per minute per client for login and uploads.
     login_rate_per_minute: int = 20
     upload_rate_per_minute: int = 30
+    # Workers serve Prometheus metrics on this port (0: off); the API serves them at /metrics.
+    metrics_port: int = 0
     log_level: str = "INFO"
     log_json: bool = False
     host: str = "127.0.0.1"

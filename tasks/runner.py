@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
+
+from server import observability
 from server.db.models import JOB_TERMINAL, Job
 from server.db.types import utcnow
 from server.queue import JobDefinition
@@ -17,6 +22,9 @@ from server.services.jobs import snapshot
 from tasks.progress import ProgressReporter
 
 log = logging.getLogger(__name__)
+
+# How soon after its worker dies a running job can be taken over by another worker.
+LEASE_SECONDS = 30.0
 
 
 class JobFailed(Exception):
@@ -52,6 +60,14 @@ def job(
 
 
 async def execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: float) -> None:
+    token = observability.job_id.set(job_id)
+    try:
+        await _execute(ctx, body, job_id=job_id, timeout=timeout)
+    finally:
+        observability.job_id.reset(token)
+
+
+async def _execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: float) -> None:
     resources: Resources = ctx["resources"]
     async with resources.sessionmaker() as session:
         row = await session.get(Job, job_id)
@@ -79,6 +95,8 @@ async def execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: f
         attempt=int(ctx.get("job_try") or 1),
     )
     log.info("job %s (%s) started, attempt %d", job_id, row.kind, context.attempt)
+    started = time.monotonic()
+    lease = asyncio.create_task(_hold_lease(ctx.get("redis"), job_id))
     try:
         async with asyncio.timeout(timeout) as deadline:
             await body(context, **arguments)
@@ -99,7 +117,29 @@ async def execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: f
         await _fail(reporter, error)
     else:
         await reporter.finish("succeeded")
+    finally:
+        lease.cancel()
+    observability.JOBS.labels(row.kind, reporter.state["status"]).inc()
+    observability.JOB_SECONDS.labels(row.kind).observe(time.monotonic() - started)
     log.info("job %s (%s) ended %s", job_id, row.kind, reporter.state["status"])
+
+
+async def _hold_lease(redis: ArqRedis | None, job_id: str) -> None:
+    """Keep arq's in-progress mark on this job short-lived while we work on it.
+
+    arq marks a running job for its whole timeout (hours, for training), so a job whose worker
+    was killed would wait that long to run again. Renewing a short lease instead means another
+    worker takes the job over within LEASE_SECONDS of a crash.
+    """
+    if redis is None:
+        return
+    key = in_progress_key_prefix + job_id
+    while True:
+        try:
+            await redis.pexpire(key, int(LEASE_SECONDS * 1000))
+        except Exception:
+            log.warning("could not renew the lease of job %s", job_id, exc_info=True)
+        await asyncio.sleep(LEASE_SECONDS / 3)
 
 
 async def _fail(reporter: ProgressReporter, error: BaseException) -> None:

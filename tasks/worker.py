@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from arq import func
 from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.worker import Worker
+from sqlalchemy import select
 
+from server.db.models import Job
 from server.queue import QUEUES, queue_name
 from server.resources import Resources
 from server.settings import Settings
@@ -18,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # arq stops a job at its own timeout; ours (inside the job) fires first so the row says why.
 TIMEOUT_MARGIN = 30
+# How often a worker looks for unfinished jobs that arq lost.
+SWEEP_SECONDS = 60
 
 
 def create_worker(queue: str, settings: Settings, **overrides: Any) -> Worker:
@@ -28,9 +34,15 @@ def create_worker(queue: str, settings: Settings, **overrides: Any) -> Worker:
     definitions = jobs_for(queue)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["resources"] = await Resources.open(settings, JOBS, migrate=False)
+        resources = await Resources.open(settings, JOBS, migrate=False)
+        ctx["resources"] = resources
+        ctx["sweeper"] = asyncio.create_task(sweep_forever(resources, queue))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         resources: Resources | None = ctx.get("resources")
         if resources is not None:
             await resources.close()
@@ -58,6 +70,44 @@ def create_worker(queue: str, settings: Settings, **overrides: Any) -> Worker:
     }
     options.update(overrides)
     return Worker(**options)
+
+
+async def sweep(resources: Resources, queue: str) -> int:
+    """Queue again the jobs of this queue that their rows say are unfinished but arq no longer
+    knows (Redis lost its data in a restart, or the job was never queued); returns how many."""
+    redis = resources.redis
+    assert redis is not None
+    async with resources.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Job.id, Job.kind).where(
+                    Job.queue == queue, Job.status.in_(("queued", "running"))
+                )
+            )
+        ).all()
+    recovered = 0
+    for job_id, kind in rows:
+        known = await redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id)
+        queued = await redis.zscore(queue_name(queue), job_id)
+        if known or queued is not None or kind not in JOBS:
+            continue
+        # A finished arq result means the row was updated elsewhere: leave it alone.
+        if await redis.exists(result_key_prefix + job_id):
+            continue
+        await resources.queue.enqueue(kind, job_id=job_id)
+        recovered += 1
+    if recovered:
+        log.warning("queued %d orphaned %s jobs again", recovered, queue)
+    return recovered
+
+
+async def sweep_forever(resources: Resources, queue: str) -> None:
+    while True:
+        try:
+            await sweep(resources, queue)
+        except Exception:
+            log.warning("the orphaned-job sweep failed", exc_info=True)
+        await asyncio.sleep(SWEEP_SECONDS)
 
 
 def run_worker(queue: str, settings: Settings) -> None:

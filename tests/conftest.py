@@ -8,6 +8,7 @@ client run once per mode.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +42,9 @@ MODES = ["embedded", "production"]
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     with services.mysql_database() as url:
-        upgrade(url)
+        # Alembic runs its own event loop: keep it off any loop this fixture is created under.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(upgrade, url).result()
         yield url
 
 
@@ -51,8 +55,12 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return services.REDIS_URL
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(services.REDIS_URL)
+    client.flushdb()
+    yield services.REDIS_URL
+    client.flushdb()
+    client.close()
 
 
 def make_settings(
@@ -63,7 +71,7 @@ def make_settings(
         "jwt_secret": TEST_SECRET,
         "login_rate_per_minute": 100_000,
         "upload_rate_per_minute": 100_000,
-        "max_upload_bytes": 8 << 20,
+        "max_upload_bytes": 16 << 20,
     }
     if mode == "production":
         common.update(

@@ -16,6 +16,7 @@ from typing import Any
 from server.chat import ChatUnavailable
 from server.db.types import new_id
 from server.events import chat_channel
+from server.observability import TOKENS
 from server.resources import Resources
 from server.services.errors import InvalidInput, Unavailable
 from server.services.models import ready_model
@@ -125,6 +126,8 @@ async def stream(resources: Resources, request: dict[str, Any]) -> AsyncIterator
                     }
                     return
                 finished = bool(event.get("done"))
+                if finished and event.get("usage"):
+                    TOKENS.inc(int(event["usage"].get("completion_tokens", 0)))
                 yield event
                 if finished:
                     return

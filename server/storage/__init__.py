@@ -42,6 +42,7 @@ async def open_storage(settings: Settings) -> Storage:
             access_key=settings.s3_access_key or None,
             secret_key=settings.s3_secret_key or None,
             region=settings.s3_region,
+            timeout=settings.s3_timeout_seconds,
         )
     else:
         storage = LocalStorage(settings.objects_dir, secret=settings.secret())

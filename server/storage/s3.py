@@ -39,11 +39,13 @@ class S3Storage(Storage):
         access_key: str | None = None,
         secret_key: str | None = None,
         region: str = "us-east-1",
+        timeout: float = 30.0,
     ) -> None:
         self.bucket = bucket
         self._endpoint = endpoint
         self._credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
         self._region = region
+        self._timeout = timeout
         self._exit = contextlib.AsyncExitStack()
         self._client: Any = None
 
@@ -51,9 +53,10 @@ class S3Storage(Storage):
         config = AioConfig(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 4, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
+            # Standard retries back off exponentially between attempts.
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=min(5.0, self._timeout),
+            read_timeout=self._timeout,
         )
         session = get_session()
         self._client = await self._exit.enter_async_context(
@@ -65,6 +68,9 @@ class S3Storage(Storage):
                 **self._credentials,
             )
         )
+        # botocore asks for "Expect: 100-continue" on uploads, and aiohttp waits for the 100
+        # with no timeout: a server that stops answering would hang the upload for ever.
+        self._client.meta.events.register("before-sign.s3.*", _no_expect)
         try:
             await self._client.head_bucket(Bucket=self.bucket)
         except ClientError as error:
@@ -188,6 +194,11 @@ class S3Storage(Storage):
             await self._client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as error:
             raise StorageError(f"bucket {self.bucket!r} is unavailable: {error}") from error
+
+
+def _no_expect(request: Any, **_: Any) -> None:
+    if "Expect" in request.headers:
+        del request.headers["Expect"]
 
 
 def _code(error: ClientError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +22,10 @@ MYSQL_HOST = os.environ.get("WEFT_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("WEFT_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("WEFT_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("WEFT_TEST_MYSQL_PASSWORD", "")
-REDIS_URL = os.environ.get("WEFT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A database of its own per test run (1-15), so that two runs never share queues.
+REDIS_URL = os.environ.get(
+    "WEFT_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{1 + uuid.uuid4().int % 15}"
+)
 
 
 def free_port(*, with_grpc: bool = False) -> int:
@@ -74,6 +78,23 @@ def weed_binary() -> str:
 @contextlib.contextmanager
 def seaweedfs() -> Iterator[str]:
     """`weed mini` on loopback only, no telemetry; yields the S3 endpoint URL."""
+    with seaweedfs_process() as (endpoint, _):
+        yield endpoint
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextlib.contextmanager
+def seaweedfs_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`weed mini` as above; yields the endpoint and the process (to stop or pause it)."""
     folder = tempfile.mkdtemp(prefix="weft-weed-")
     s3_port = free_port(with_grpc=True)
     command = [
@@ -96,8 +117,9 @@ def seaweedfs() -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{s3_port}"
     try:
         _wait_http(endpoint, process, Path(folder) / "weed.log")
-        yield endpoint
+        yield endpoint, process
     finally:
+        process.send_signal(signal.SIGCONT)
         process.terminate()
         try:
             process.wait(timeout=10)
