@@ -106,7 +106,8 @@ async def main() -> None:
             for r in rows
         ]
         del rows
-        statement = f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+        placeholders = ", ".join(["%s"] * len(COLUMNS))
+        statement = f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         started = time.perf_counter()
         async with engine.connect() as connection:
             raw = await connection.get_raw_connection()
