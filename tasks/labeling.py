@@ -14,9 +14,9 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, select, update
 
 from ml.labeling import LabelHit, RuleSet
 from ml.labeling.classifier import Classifier, ClassifierError, train_classifier
@@ -28,6 +28,7 @@ from ml.labeling.encoders import (
     default_encoder,
 )
 from ml.labeling.supervision import weak_examples
+from server.db.bulk import datetime_binder, insert_many
 from server.db.models import Label, Labeler, Message
 from server.db.types import new_id, utcnow
 from server.services.errors import InvalidInput
@@ -57,23 +58,38 @@ async def _load_classifier(ctx: JobContext, labeler_id: str, workdir: Path) -> C
         raise JobFailed(f"the classifier cannot be loaded: {error}") from None
 
 
+LABEL_COLUMNS = (
+    "id",
+    "user_id",
+    "message_id",
+    "upload_id",
+    "key",
+    "value",
+    "source",
+    "score",
+    "rule",
+    "created_at",
+)
+LABELS = cast(Table, Label.__table__)
+
+
 def _rows(
-    hits: Sequence[LabelHit], message: dict[str, Any], user_id: str, upload_id: str
-) -> list[dict[str, Any]]:
-    now = utcnow()
+    hits: Sequence[LabelHit], message: dict[str, Any], user_id: str, upload_id: str, now: Any
+) -> list[tuple[Any, ...]]:
+    """Label rows in LABEL_COLUMNS order, in the driver's form (`now` already bound)."""
     return [
-        {
-            "id": new_id(),
-            "user_id": user_id,
-            "message_id": message["id"],
-            "upload_id": upload_id,
-            "key": hit.key,
-            "value": hit.value[:128],
-            "source": hit.source,
-            "score": float(hit.score),
-            "rule": hit.rule[:255],
-            "created_at": now,
-        }
+        (
+            new_id(),
+            user_id,
+            message["id"],
+            upload_id,
+            hit.key,
+            hit.value[:128],
+            hit.source,
+            float(hit.score),
+            hit.rule[:255],
+            now,
+        )
         for hit in hits
     ]
 
@@ -111,6 +127,7 @@ async def auto_label_messages(
             )
             await session.commit()
         counts: Counter[str] = Counter()
+        bind_time = datetime_binder(resources.engine.dialect.name)
         done = 0
         last_seq = -1
         while True:
@@ -136,16 +153,15 @@ async def auto_label_messages(
             # Only what people wrote carries sentiment, intent and topic.
             texts = [m for m in batch if m["kind"] == "text" and m["text"].strip()]
             hits = await asyncio.to_thread(_label, ruleset, classifier, [m["text"] for m in texts])
+            now = bind_time(utcnow())
             rows = [
                 row
                 for message, found in zip(texts, hits, strict=True)
-                for row in _rows(found, message, ctx.user_id, upload_id)
+                for row in _rows(found, message, ctx.user_id, upload_id, now)
             ]
-            counts.update(f"{row['key']}={row['value']}" for row in rows)
-            if rows:
-                async with resources.sessionmaker() as session:
-                    await session.execute(insert(Label), rows)
-                    await session.commit()
+            counts.update(f"{row[4]}={row[5]}" for row in rows)
+            async with resources.engine.begin() as connection:
+                await insert_many(connection, LABELS, LABEL_COLUMNS, rows)
             done += len(batch)
             await ctx.reporter.update(
                 progress=done / max(int(total or 0), 1),

@@ -11,53 +11,88 @@ import asyncio
 import contextlib
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Table, delete, update
 
 from ml.parsing import ParsedMessage, ParseError, detect, parse
+from server.db.bulk import datetime_binder, insert_many, json_text
 from server.db.models import Message, Upload
 from server.db.repositories import UploadRepository
 from server.db.types import new_id, utcnow
 from tasks.runner import JobContext, JobFailed, job
 
 BATCH = 2000
+MESSAGES = cast(Table, Message.__table__)
 # Spooling is the first tenth of the job's progress, parsing the rest.
 SPOOL_SHARE = 0.1
 
 
+MESSAGE_COLUMNS = (
+    "id",
+    "user_id",
+    "upload_id",
+    "seq",
+    "key",
+    "sender",
+    "sender_id",
+    "timestamp",
+    "utc_offset",
+    "text",
+    "kind",
+    "is_self",
+    "raw",
+)
+
+
 def message_row(
-    message: ParsedMessage, *, user_id: str, upload_id: str, seq: int
-) -> dict[str, Any]:
+    message: ParsedMessage,
+    *,
+    user_id: str,
+    upload_id: str,
+    seq: int,
+    bind_time: Callable[[datetime], Any],
+) -> tuple[Any, ...]:
+    """One messages row in MESSAGE_COLUMNS order, in the driver's form."""
     key = (
         message.key if len(message.key) <= 64 else hashlib.sha256(message.key.encode()).hexdigest()
     )
     offset = message.timestamp.utcoffset()
-    return {
-        "id": new_id(),
-        "user_id": user_id,
-        "upload_id": upload_id,
-        "seq": seq,
-        "key": key,
-        "sender": message.sender[:255],
-        "sender_id": message.sender_id[:128] if message.sender_id else None,
-        "timestamp": message.timestamp,
-        "utc_offset": int(offset.total_seconds() // 60) if offset is not None else 0,
-        "text": message.text,
-        "kind": message.kind,
-        "is_self": message.is_self,
-        "raw": message.raw or None,
-    }
+    return (
+        new_id(),
+        user_id,
+        upload_id,
+        seq,
+        key,
+        message.sender[:255],
+        message.sender_id[:128] if message.sender_id else None,
+        bind_time(message.timestamp),
+        int(offset.total_seconds() // 60) if offset is not None else 0,
+        message.text,
+        message.kind,
+        message.is_self,
+        json_text(message.raw or None),
+    )
 
 
 def batches(
-    source: BinaryIO, *, user_id: str, upload_id: str, tz: str, self_name: str | None
-) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+    source: BinaryIO,
+    *,
+    user_id: str,
+    upload_id: str,
+    tz: str,
+    self_name: str | None,
+    bind_time: Callable[[datetime], Any],
+) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
     for seq, message in enumerate(parse(source, tz=tz, self_name=self_name)):
-        batch.append(message_row(message, user_id=user_id, upload_id=upload_id, seq=seq))
+        row = message_row(
+            message, user_id=user_id, upload_id=upload_id, seq=seq, bind_time=bind_time
+        )
+        batch.append(row)
         if len(batch) >= BATCH:
             yield batch
             batch = []
@@ -121,7 +156,8 @@ async def _ingest(
 ) -> int:
     """Parse in a thread, insert on the loop; the bounded queue keeps memory flat."""
     loop = asyncio.get_running_loop()
-    pending: asyncio.Queue[list[dict[str, Any]] | BaseException | None] = asyncio.Queue(maxsize=4)
+    pending: asyncio.Queue[list[tuple[Any, ...]] | BaseException | None] = asyncio.Queue(maxsize=4)
+    bind_time = datetime_binder(ctx.resources.engine.dialect.name)
     stop = False
     detected: str | None = None
 
@@ -138,6 +174,7 @@ async def _ingest(
                     upload_id=upload_id,
                     tz=tz,
                     self_name=self_name,
+                    bind_time=bind_time,
                 ):
                     if stop:
                         return
@@ -158,9 +195,8 @@ async def _ingest(
                     raise item
                 if count == 0 and detected is not None:
                     await _set_format(ctx, upload_id, detected)
-                async with ctx.resources.sessionmaker() as session:
-                    await session.execute(insert(Message), item)
-                    await session.commit()
+                async with ctx.resources.engine.begin() as connection:
+                    await insert_many(connection, MESSAGES, MESSAGE_COLUMNS, item)
                 count += len(item)
                 # How far the parser has read the spooled file (its buffered reader's position).
                 fraction = SPOOL_SHARE + (1 - SPOOL_SHARE) * raw.tell() / max(size, 1)

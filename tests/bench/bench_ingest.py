@@ -6,7 +6,7 @@ Generates a MemoTrace TXT export, then in one process:
 - bare: the same rows, already built, sent with aiomysql's executemany (one multi-row INSERT
   per 2,000 rows) — the floor for getting these rows into the table;
 - weft: what parse_upload does — parse the file (tasks.parse_upload.batches, in a thread) and
-  insert each 2,000-row batch through SQLAlchemy, committing per batch.
+  insert each 2,000-row batch (server.db.bulk.insert_many), committing per batch.
 Prints rows/s of each and the ratio (target >= 0.5x).
 """
 
@@ -23,30 +23,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
+from server.db.bulk import datetime_binder, insert_many
 from server.db.migrate import upgrade
-from server.db.models import Message, Upload, User
+from server.db.models import Upload, User
 from server.db.session import create_engine, create_sessionmaker
 from server.db.types import new_id
-from tasks.parse_upload import BATCH, batches
+from tasks.parse_upload import BATCH, MESSAGE_COLUMNS, MESSAGES, batches
 from tests.bench.bench_parse import generate_txt
-
-COLUMNS = (
-    "id",
-    "user_id",
-    "upload_id",
-    "seq",
-    "key",
-    "sender",
-    "sender_id",
-    "timestamp",
-    "utc_offset",
-    "text",
-    "kind",
-    "is_self",
-    "raw",
-)
 
 
 async def main() -> None:
@@ -80,8 +65,9 @@ async def main() -> None:
         print(f"{args.messages} messages, {export.stat().st_size / 1e6:.0f} MB, MariaDB")
 
         # Build the bare path's rows ahead of time: it measures the insert alone.
+        bind_time = datetime_binder("mysql")
         with export.open("rb") as source:
-            rows = [
+            plain = [
                 row
                 for batch in batches(
                     source,
@@ -89,25 +75,13 @@ async def main() -> None:
                     upload_id=uploads["bare"],
                     tz="Asia/Shanghai",
                     self_name=None,
+                    bind_time=bind_time,
                 )
                 for row in batch
             ]
-        import orjson
-
-        plain = [
-            tuple(
-                orjson.dumps(r["raw"]).decode()
-                if c == "raw" and r["raw"] is not None
-                else r["timestamp"].replace(tzinfo=None)
-                if c == "timestamp"
-                else r[c]
-                for c in COLUMNS
-            )
-            for r in rows
-        ]
-        del rows
-        placeholders = ", ".join(["%s"] * len(COLUMNS))
-        statement = f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+        placeholders = ", ".join(["%s"] * len(MESSAGE_COLUMNS))
+        columns = ", ".join(f"`{column}`" for column in MESSAGE_COLUMNS)
+        statement = f"INSERT INTO messages ({columns}) VALUES ({placeholders})"
         started = time.perf_counter()
         async with engine.connect() as connection:
             raw = await connection.get_raw_connection()
@@ -119,7 +93,7 @@ async def main() -> None:
         bare = len(plain) / (time.perf_counter() - started)
 
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(4)
+        queue: asyncio.Queue[list[tuple[Any, ...]] | None] = asyncio.Queue(4)
 
         def produce() -> None:
             with export.open("rb") as source:
@@ -129,6 +103,7 @@ async def main() -> None:
                     upload_id=uploads["weft"],
                     tz="Asia/Shanghai",
                     self_name=None,
+                    bind_time=bind_time,
                 ):
                     asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
@@ -137,9 +112,8 @@ async def main() -> None:
         producer = loop.run_in_executor(None, produce)
         count = 0
         while (batch := await queue.get()) is not None:
-            async with sessionmaker() as session:
-                await session.execute(insert(Message), batch)
-                await session.commit()
+            async with engine.begin() as connection:
+                await insert_many(connection, MESSAGES, MESSAGE_COLUMNS, batch)
             count += len(batch)
         await producer
         weft = count / (time.perf_counter() - started)
