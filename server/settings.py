@@ -67,6 +67,8 @@ class Settings:
     inference_queue_limit: int = 32
     inference_timeout_seconds: float = 120.0
     inference_device: str = ""
+    # CPU threads for generation (0: torch's default); 1 is best on a small shared CPU.
+    inference_threads: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -192,8 +192,12 @@ class InferenceWorker:
                 settings = self.resources.settings
 
                 def create() -> Any:
+                    import torch
+
                     from ml.inference import Engine
 
+                    if settings.inference_threads:
+                        torch.set_num_threads(settings.inference_threads)
                     return Engine(
                         device=settings.inference_device or None,
                         max_bases=settings.inference_max_bases,

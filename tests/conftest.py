@@ -72,6 +72,7 @@ def make_settings(
         "login_rate_per_minute": 100_000,
         "upload_rate_per_minute": 100_000,
         "max_upload_bytes": 16 << 20,
+        "inference_threads": 1,
     }
     if mode == "production":
         common.update(
