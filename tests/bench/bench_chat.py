@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -205,17 +206,16 @@ def main() -> None:
 
         api_rate, api_first, aggregate = asyncio.run(measure())
         server_pid = server.pid
-        os.kill(server_pid, 19)  # SIGSTOP: the direct baseline gets the machine to itself
+        os.kill(server_pid, signal.SIGSTOP)  # the direct baseline gets the machine to itself
         try:
             direct_rate, direct_first = direct(model_dir, args.tokens, args.device, args.runs)
         finally:
-            os.kill(server_pid, 18)  # SIGCONT
-        print(
-            f"  direct generate:  {direct_rate:8.1f} tokens/s  first token {direct_first * 1000:6.1f} ms"
-        )
-        print(
-            f"  subscription:     {api_rate:8.1f} tokens/s  first token {api_first * 1000:6.1f} ms"
-        )
+            os.kill(server_pid, signal.SIGCONT)
+        for name, rate, first in (
+            ("direct generate", direct_rate, direct_first),
+            ("subscription", api_rate, api_first),
+        ):
+            print(f"  {name + ':':18}{rate:8.1f} tokens/s  first token {first * 1000:6.1f} ms")
         print(f"  8 streams:        {aggregate:8.1f} tokens/s in all")
         print(
             f"  ratio: {api_rate / direct_rate:.2f}x tokens/s (target >= 0.95x), first-token "
