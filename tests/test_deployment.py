@@ -66,3 +66,29 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "bash scripts/test.sh" in readme
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_weft_parse_console_script(tmp_path: Path) -> None:
+    """`weft parse` prints one JSON object per message and exits 0; a bad file exits 2."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.exports import memotrace_txt
+
+    export = tmp_path / "chat.txt"
+    export.write_bytes(memotrace_txt(3))
+    weft = [sys.executable, "-m", "server.cli"]
+    done = subprocess.run([*weft, "parse", str(export)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [m["sender"] for m in lines] == ["张三", "我", "张三"]
+    assert {"sender", "timestamp", "text", "kind", "is_self", "raw"} <= set(lines[0])
+    assert lines[0]["timestamp"] == "2024-01-15T09:00:00+08:00"
+    (tmp_path / "junk.txt").write_bytes(b"\x00\x01\x02" * 100)
+    bad = subprocess.run(
+        [*weft, "parse", str(tmp_path / "junk.txt")], capture_output=True, text=True, cwd=ROOT
+    )
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in bad.stderr

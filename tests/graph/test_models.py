@@ -146,3 +146,29 @@ async def test_invalid_options_and_rest_route(user: Client, tiny_model: Path) ->
     assert refused.json()["error"]["field"] == "base_model"
     unauthenticated = await user.http.post("/api/v1/train/start", json={})
     assert unauthenticated.status_code == 401
+
+
+async def test_export_adapter_and_merged(user: Client, tiny_model: Path) -> None:
+    dataset_id = await dataset_for(user)
+    started = await train(user, datasetId=dataset_id, baseModel=str(tiny_model), maxSteps=3)
+    assert (await wait_for_job(user, started["job"]["id"]))["status"] == "SUCCEEDED"
+    model_id = started["model"]["id"]
+    export = """mutation($id: ID!, $merged: Boolean!) {
+      exportModel(id: $id, merged: $merged) {
+        __typename ... on ExportModelSuccess { url job { id } } ... on UserError { message }
+      }
+    }"""
+    adapter = (await user.query(export, {"id": model_id, "merged": False}))["exportModel"]
+    assert adapter["job"] is None
+    assert adapter["url"]
+    merged = (await user.query(export, {"id": model_id, "merged": True}))["exportModel"]
+    assert (await wait_for_job(user, merged["job"]["id"]))["status"] == "SUCCEEDED"
+    data = await user.query(
+        "query($id: ID!) { model(id: $id) { downloadUrl(merged: true) } }", {"id": model_id}
+    )
+    async with httpx.AsyncClient() as client:
+        archive = (await client.get(data["model"]["downloadUrl"])).content
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        names = set(tar.getnames())
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
+    assert "adapter_config.json" not in names

@@ -7,13 +7,16 @@ import contextlib
 import hashlib
 import json
 
+import httpx
 import pytest
 
 from graph.schema import create_schema
+from server.app import create_app
 from server.resources import Resources
 from server.settings import Settings
+from tests.conftest import make_settings
 from tests.support.exports import memotrace_txt
-from tests.support.live import Client, GraphQLError
+from tests.support.live import Client, GraphQLError, LiveServer
 from tests.support.uploads import upload_and_parse, upload_chat, wait_for_job
 
 MESSAGES = """
@@ -338,3 +341,20 @@ async def test_too_deep_query_is_refused(user: Client) -> None:
     result = await shallow.execute("{ uploads { edges { node { job { id } } } } }")
     assert result.errors
     assert result.errors[0].message == "'anonymous' exceeds maximum operation depth of 3"
+
+
+async def test_upload_rate_limit(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    settings = make_settings(
+        "embedded", tmp_path_factory.mktemp("uploadrate"), request, upload_rate_per_minute=2
+    )
+    live = LiveServer(create_app(settings))
+    await live.start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            user = await Client(live, http).register()
+            kinds = [(await upload_chat(user, memotrace_txt(2)))["__typename"] for _ in range(3)]
+        assert kinds == ["UploadChatSuccess", "UploadChatSuccess", "RateLimitedError"]
+    finally:
+        await live.stop()
