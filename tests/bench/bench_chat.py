@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -37,45 +36,43 @@ CHAT = """subscription($input: ChatInput!) {
 }"""
 
 
-async def register_model(data_dir: Path, model_dir: Path) -> tuple[str, str]:
-    """A user and a ready full model stored in the embedded object folder."""
+async def register_model(
+    data_dir: Path, model_dir: Path, env: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """A user and a ready full model, stored where weft configured by `env` looks for them."""
     from server.auth import issue_access_token
-    from server.db.migrate import upgrade
     from server.db.models import Model, User
-    from server.db.session import create_engine, create_sessionmaker
     from server.db.types import new_id
+    from server.resources import Resources
     from server.services.models import artifact_key
     from server.settings import Settings
+    from tasks.artifacts import upload_folder
 
-    settings = Settings(data_dir=data_dir, jwt_secret=SECRET)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(upgrade, settings.resolved_database_url)
-    user_id, model_id = new_id(), new_id()
-    key = artifact_key(user_id, model_id)
-    archive = settings.objects_dir.joinpath(*key.split("/"))
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w") as tar:
-        for path in sorted(model_dir.iterdir()):
-            tar.add(path, arcname=path.name)
-    engine = create_engine(settings.resolved_database_url)
-    async with create_sessionmaker(engine)() as session:
-        session.add(User(id=user_id, email="bench@x", name="bench", password_hash="x"))
-        await session.flush()
-        session.add(
-            Model(
-                id=model_id,
-                user_id=user_id,
-                name="bench",
-                base_model=str(model_dir),
-                method="full",
-                config={},
-                status="ready",
-                object_key=key,
-                artifact_size=archive.stat().st_size,
+    settings = Settings.from_env(env or {"WEFT_DATA_DIR": str(data_dir), "WEFT_JWT_SECRET": SECRET})
+    resources = await Resources.open(settings, {}, migrate=True)
+    try:
+        user_id, model_id = new_id(), new_id()
+        key = artifact_key(user_id, model_id)
+        stored = await upload_folder(resources.storage, key, model_dir, data_dir / "scratch")
+        async with resources.sessionmaker() as session:
+            session.add(User(id=user_id, email=f"{user_id}@bench", name="bench", password_hash="x"))
+            await session.flush()
+            session.add(
+                Model(
+                    id=model_id,
+                    user_id=user_id,
+                    name="bench",
+                    base_model=str(model_dir),
+                    method="full",
+                    config={},
+                    status="ready",
+                    object_key=key,
+                    artifact_size=stored.size,
+                )
             )
-        )
-        await session.commit()
-    await engine.dispose()
+            await session.commit()
+    finally:
+        await resources.close()
     return issue_access_token(settings, user_id)[0], model_id
 
 
