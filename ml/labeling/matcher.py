@@ -22,6 +22,8 @@ _CLAUSE_BREAKS: Final = frozenset(" \t\r\n,.;:!?，。；：！？、…~～()�
 _FLIPPED: Final = {"positive": "negative", "negative": "positive"}
 _VARIATION_SELECTOR: Final = "\ufe0f"
 
+_UNJOINABLE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(|\(\?[aiLmsux]+\)")
+
 _PLAIN: Final = 1
 _NEGATED: Final = 2
 
@@ -49,6 +51,8 @@ class _Compiled(NamedTuple):
 
 
 class Matcher:
+    """Labels messages for one rule set; stateless between messages, so safe to share."""
+
     def __init__(
         self,
         rules: Sequence[Rule],
@@ -90,12 +94,17 @@ class Matcher:
             for index, rule in enumerate(rules)
             for p in rule.patterns
         )
-        # One search over the alternation of every pattern tells whether any can match at all.
-        self._any_pattern = (
-            re.compile("|".join(f"(?:{p.pattern})" for _, p, _ in self._patterns), flags)
-            if self._patterns
-            else None
-        )
+        # One search over the alternation of all patterns tells whether any can match at all.
+        # If a pattern would change meaning inside it (a backreference, whose group number
+        # shifts; inline global flags), every message is searched pattern by pattern instead.
+        joinable = [p.pattern for _, p, _ in self._patterns if not _UNJOINABLE.search(p.pattern)]
+        self._any_pattern: re.Pattern[str] | None = None
+        self._always_search = bool(self._patterns) and len(joinable) < len(self._patterns)
+        if joinable and not self._always_search:
+            try:
+                self._any_pattern = re.compile("|".join(f"(?:{p})" for p in joinable), flags)
+            except re.error:  # e.g. one group name used in two patterns
+                self._always_search = True
         self._fallback = tuple(
             LabelHit(key, f.value, f.score, f"fallback:{key}")
             for key in KEYS
@@ -112,14 +121,16 @@ class Matcher:
             if len(folded) != len(text):  # a rare letter whose lower case is longer: keep offsets
                 folded = text
         if not self._empty:
-            for last, entry in self._automaton.iter(folded):
+            for last, (length, is_cue, targets) in self._automaton.iter(folded):
                 end = last + 1
-                start = end - entry.length
-                if entry.is_cue:
+                start = end - length
+                if is_cue:
                     cues.append((start, end))
-                for target in entry.targets:
-                    found.append((start, end, target.rule, target.negatable))
-        if self._any_pattern is not None and self._any_pattern.search(text) is not None:
+                for rule_index, negatable in targets:
+                    found.append((start, end, rule_index, negatable))
+        if self._always_search or (
+            self._any_pattern is not None and self._any_pattern.search(text) is not None
+        ):
             for index, pattern, negatable in self._patterns:
                 for m in pattern.finditer(text):
                     found.append((m.start(), m.end(), index, negatable))
@@ -141,18 +152,16 @@ class Matcher:
                 bit = _NEGATED
             fired[rule_index] = fired.get(rule_index, 0) | bit
 
-        # key -> value -> [(weight, order, rule id)]
-        evidence: dict[Key, dict[str, list[tuple[float, int, str]]]] = {}
-        for rule_index, bits in fired.items():
+        # key -> value -> the rules that speak for it, in file order
+        evidence: dict[Key, dict[str, list[_Compiled]]] = {}
+        for rule_index in sorted(fired):
+            bits = fired[rule_index]
             rule = rules[rule_index]
-            values: list[str] = []
             if rule.mode == "ignore" or bits & _PLAIN:
-                values.append(rule.value)
+                evidence.setdefault(rule.key, {}).setdefault(rule.value, []).append(rule)
             if bits & _NEGATED and rule.mode == "flip" and rule.value in _FLIPPED:
-                values.append(_FLIPPED[rule.value])
-            for value in values:
-                per_value = evidence.setdefault(rule.key, {})
-                per_value.setdefault(value, []).append((rule.weight, rule.order, rule.rule_id))
+                flipped = _FLIPPED[rule.value]
+                evidence.setdefault(rule.key, {}).setdefault(flipped, []).append(rule)
 
         hits: list[LabelHit] = []
         for key in KEYS:
@@ -170,6 +179,8 @@ class Matcher:
     ) -> list[tuple[int, int, int, bool]]:
         """Drop sentiment/intent occurrences inside a longer occurrence for the same key."""
         rules = self._rules
+        if sum(rules[r].key in SINGLE_VALUED_KEYS for _, _, r, _ in found) < 2:
+            return found
         kept = []
         for occurrence in found:
             start, end, rule, _ = occurrence
@@ -210,32 +221,35 @@ def _confidence(evidence: float) -> float:
     return 1.0 - math.exp(-evidence)
 
 
-def _rule_field(contributions: list[tuple[float, int, str]]) -> str:
-    return ",".join(rule_id for _, _, rule_id in sorted(contributions, key=lambda c: (-c[0], c[1])))
+def _rule_field(rules: list[_Compiled]) -> str:
+    if len(rules) == 1:
+        return rules[0].rule_id
+    # `rules` is in file order and sorted() is stable: strongest first, ties in file order.
+    return ",".join(r.rule_id for r in sorted(rules, key=lambda r: -r.weight))
 
 
-def _multi(key: Key, by_value: dict[str, list[tuple[float, int, str]]]) -> list[LabelHit]:
-    scored = [
-        (sum(w for w, _, _ in contributions), min(o for _, o, _ in contributions), value)
-        for value, contributions in by_value.items()
+def _multi(key: Key, by_value: dict[str, list[_Compiled]]) -> list[LabelHit]:
+    totals = [
+        (sum(r.weight for r in rules), rules[0].order, value) for value, rules in by_value.items()
     ]
-    scored.sort(key=lambda s: (-s[0], s[1]))
+    totals.sort(key=lambda t: (-t[0], t[1]))
     return [
         LabelHit(key, value, round(_confidence(total), 4), _rule_field(by_value[value]))
-        for total, _, value in scored
+        for total, _, value in totals
     ]
 
 
-def _single(key: Key, by_value: dict[str, list[tuple[float, int, str]]]) -> LabelHit:
-    def rank(item: tuple[str, list[tuple[float, int, str]]]) -> tuple[float, float, int]:
-        _, contributions = item
-        total = sum(w for w, _, _ in contributions)
-        strongest = max(w for w, _, _ in contributions)
-        first = min(o for _, o, _ in contributions)
-        return (-total, -strongest, first)
-
-    value, contributions = min(by_value.items(), key=rank)
-    total = sum(w for w, _, _ in contributions)
-    everything = sum(w for cs in by_value.values() for w, _, _ in cs)
+def _single(key: Key, by_value: dict[str, list[_Compiled]]) -> LabelHit:
+    best: tuple[float, float, int] | None = None
+    winner = ""
+    everything = 0.0
+    for value, rules in by_value.items():
+        total = sum(r.weight for r in rules)
+        everything += total
+        rank = (-total, -max(r.weight for r in rules), rules[0].order)
+        if best is None or rank < best:
+            best, winner = rank, value
+    assert best is not None
+    total = -best[0]
     score = _confidence(total) * total / everything
-    return LabelHit(key, value, round(score, 4), _rule_field(contributions))
+    return LabelHit(key, winner, round(score, 4), _rule_field(by_value[winner]))

@@ -20,9 +20,10 @@ Format (YAML or JSON, format version 1; JSON Schema in `rules.schema.json` besid
         negation: ignore          # optional: flip | cancel | ignore (defaults below)
         description: free text    # optional
 
-A rule needs at least one keyword, pattern or emoji. Sentiment values are positive, neutral or
-negative; intent and topic values are free strings (the default rules use consult, request,
-complain and inform for intent, and Chinese topic names).
+A JSON file holds the same document. A rule needs at least one keyword, pattern or emoji.
+Sentiment values are positive, neutral or negative; intent and topic values are free strings
+(the default rules use consult, request, complain and inform for intent, and Chinese topic
+names).
 
 Matching. All keywords, emoji and negation cues of a rule set go into one Aho-Corasick automaton,
 so a message is scanned once whatever the number of rules; all regular expressions are joined
@@ -56,7 +57,8 @@ wins (ties: the larger single weight, then the rule that comes first in the file
 When no rule decides a single-valued key the file's `fallback` value, if any, is given with its
 score and the rule id "fallback:<key>". The default rules fall back to sentiment neutral and
 intent inform at 0.5: a workplace message without any cue is in the great majority a neutral
-statement, and a classifier trained on rule labels needs examples of those classes too.
+statement, and counts per value (charts, filters) should cover every message. At 0.5 these
+guesses stay below the default threshold (0.6) at which rule labels become training data.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ from typing import Any, Final, Literal, cast
 
 import yaml
 
-from ml.labeling.hits import KEYS, SENTIMENT_VALUES, Key, LabelHit
+from ml.labeling.hits import KEYS, Key, LabelHit
+from ml.labeling.matcher import Matcher
 
 NegationMode = Literal["flip", "cancel", "ignore"]
 
@@ -102,6 +105,7 @@ DEFAULT_NEGATION_MODE: Final[dict[Key, NegationMode]] = {
 }
 _WECHAT_CODE = re.compile(r"\[[^\[\]\s]{1,12}\]")
 _ERRORS_SHOWN: Final = 5
+_ERROR_CHARS: Final = 300  # jsonschema quotes the offending value, which may be huge
 
 
 class RulesError(ValueError):
@@ -110,6 +114,9 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One rule as the file states it, with defaults filled in (`negation` is already the
+    mode that applies, whatever the key's default)."""
+
     id: str
     key: Key
     value: str
@@ -123,12 +130,16 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Fallback:
+    """The value, and its score, of a single-valued key that no rule decided."""
+
     value: str
     score: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
 class NegationSettings:
+    """Negation cues, and the most characters allowed between a cue and what it negates."""
+
     cues: tuple[str, ...] = DEFAULT_NEGATION_CUES
     window: int = DEFAULT_NEGATION_WINDOW
 
@@ -144,8 +155,6 @@ class RuleSet:
         fallback: Mapping[Key, Fallback] | None = None,
         ignore_case: bool = True,
     ) -> None:
-        from ml.labeling.matcher import Matcher
-
         self.rules: Final = tuple(rules)
         self.negation: Final = negation
         self.fallback: Final[Mapping[Key, Fallback]] = dict(fallback or {})
@@ -224,6 +233,17 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def values(self) -> dict[Key, tuple[str, ...]]:
+        """Every value these rules can give, per key, in the order the file first names them."""
+        found: dict[Key, dict[str, None]] = {key: {} for key in KEYS}
+        for rule in self.rules:
+            found[rule.key][rule.value] = None
+            if rule.negation == "flip" and rule.value in ("positive", "negative"):
+                found[rule.key]["negative" if rule.value == "positive" else "positive"] = None
+        for key, fallback in self.fallback.items():
+            found[key][fallback.value] = None
+        return {key: tuple(v) for key, v in found.items() if v}
 
     def label(self, text: str) -> list[LabelHit]:
         """Labels for one message: topics (strongest first), then sentiment, then intent."""
@@ -331,7 +351,10 @@ def _validate(document: object, lines: Mapping[tuple[str | int, ...], int]) -> l
         hint = ""
         if error.validator == "type" and error.validator_value == "string":
             hint = " (quote it in YAML)"
-        messages.append(f"{_where(path, document, lines)}: {error.message}{hint}")
+        text = error.message
+        if len(text) > _ERROR_CHARS:
+            text = text[: _ERROR_CHARS - 3] + "..."
+        messages.append(f"{_where(path, document, lines)}: {text}{hint}")
     if messages:
         return messages
     doc = cast(dict[str, Any], document)
@@ -364,9 +387,6 @@ def _validate(document: object, lines: Mapping[tuple[str | int, ...], int]) -> l
                     f"{_where((*here, 'emoji', j), doc, lines)}: {emoji!r} is neither a WeChat"
                     " emoji code like [微笑] nor Unicode emoji; put words under keywords"
                 )
-    sentiment_fallback = doc.get("fallback", {}).get("sentiment")
-    if sentiment_fallback and sentiment_fallback["value"] not in SENTIMENT_VALUES:
-        messages.append(f"{_where(('fallback', 'sentiment'), doc, lines)}: unknown sentiment")
     return messages
 
 

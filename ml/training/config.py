@@ -30,13 +30,15 @@ class TrainConfig:
     the architecture (see `ml.training.modeling.default_target_modules`). `bf16` None means
     "where the CUDA device supports it"; on the CPU training runs in float32. `warmup_steps`,
     when above zero, overrides `warmup_ratio`. `group_by_length` batches examples of similar
-    length together (less padding); `max_grad_norm` 0 turns clipping off.
+    length together (less padding); `max_grad_norm` 0 turns clipping off. `lora_dropout` is 0
+    by default, as in peft and LLaMA-Factory: peft's dropout copies each adapted layer's input,
+    which cost a quarter of the forward pass on the CPU.
     """
 
     method: Method = "lora"
     lora_r: int = 8
     lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
     target_modules: tuple[str, ...] | None = None
     epochs: float = 3.0
     max_steps: int | None = None

@@ -120,6 +120,7 @@ class ChatEncoder:
             yield self._truncate(*self._assemble(segs, tokenized))
 
     def segments(self, chat: Chat) -> list[Segment]:
+        """The conversation as pieces to tokenize (or token ids), each context or target."""
         if not self.uses_template:
             return self._plain_segments(chat)
         return self._template_segments(chat) or self._last_reply_segments(chat)

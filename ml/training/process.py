@@ -94,37 +94,33 @@ class TrainingProcess:
         if self._finished:
             return []
         events: list[Event] = []
-        try:
-            message = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue_module.Empty:
-            if self._process.is_alive() or self._process.exitcode is None:
-                return events
-            # The child is gone: whatever it sent before exiting is already in the pipe.
-            message = None
-        except (OSError, ValueError):  # the queue was closed by a concurrent cancel()
+        first = self._get(timeout)
+        if first is not None:
+            self._take(first, events)
+        elif self._process.exitcode is None:  # running (or not started) and nothing came
             return events
-        if message is not None:
-            self._take(message, events)
-        for _ in range(_DRAIN_LIMIT):
-            try:
-                self._take(self._queue.get_nowait(), events)
-            except queue_module.Empty:
-                break
-            except (OSError, ValueError):
-                return events
-        if not self._process.is_alive() and not self.cancelled:
-            self._conclude(events)
+        self._drain(events)
+        if self._process.pid is not None and not self._process.is_alive() and not self.cancelled:
+            self._process.join()
+            self._drain(events)  # all the child sent before it exited is in the pipe by now
+            self._conclude()
         return events
 
     def events(self) -> Iterator[Event]:
-        """Every event until the child finishes (blocking)."""
+        """Every event until the child finishes (blocking); none after `cancel()`."""
         while not self._finished:
-            yield from self.poll(timeout=0.5)
+            for event in self.poll(timeout=0.5):
+                if self.cancelled:
+                    return
+                yield event
 
     async def aevents(self, interval: float = 0.25) -> AsyncIterator[Event]:
-        """Every event until the child finishes; waits in a worker thread, never on the loop."""
+        """Every event until the child finishes, none after `cancel()`; waits for them in a
+        worker thread, never on the event loop."""
         while not self._finished:
             for event in await asyncio.to_thread(self.poll, interval):
+                if self.cancelled:
+                    return
                 yield event
 
     def wait(self) -> TrainResult:
@@ -152,6 +148,10 @@ class TrainingProcess:
                 process.kill()
         process.join()
 
+    async def acancel(self, grace_seconds: float = 5.0) -> None:
+        """`cancel` off the event loop (reaping the child may wait up to `grace_seconds`)."""
+        await asyncio.to_thread(self.cancel, grace_seconds)
+
     def close(self) -> None:
         """Cancel if still running and release the queue's pipe."""
         if not self._finished or self._process.is_alive():
@@ -170,6 +170,20 @@ class TrainingProcess:
     ) -> None:
         self.close()
 
+    def _get(self, timeout: float) -> Event | None:
+        """The next message, or None when none came in time (or close() closed the queue)."""
+        try:
+            return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except (queue_module.Empty, OSError, ValueError):
+            return None
+
+    def _drain(self, events: list[Event]) -> None:
+        for _ in range(_DRAIN_LIMIT):
+            message = self._get(0)
+            if message is None:
+                return
+            self._take(message, events)
+
     def _take(self, message: Event, events: list[Event]) -> None:
         if message.get("type") == _ERROR:
             self._finished = True
@@ -179,8 +193,7 @@ class TrainingProcess:
             self.result = TrainResult.from_dict(message)
         events.append(message)
 
-    def _conclude(self, events: list[Event]) -> None:
-        self._process.join()
+    def _conclude(self) -> None:
         self._finished = True
         code = self._process.exitcode
         if code == 0 and self.result is not None:

@@ -281,7 +281,7 @@ class _Run:
                     "epoch": round(epoch, 4),
                     "loss": loss_value,
                     "learning_rate": learning_rate,
-                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                    "grad_norm": _finite(grad_norm),
                     "tokens_per_second": round(window.tokens / seconds, 1) if seconds else None,
                     "eta_seconds": round((schedule.max_steps - step) * train_seconds / step, 1),
                     "progress": round(step / schedule.max_steps, 4),
@@ -346,7 +346,7 @@ class _Run:
             "step": step,
             "epoch": round(epoch, 4),
             "eval_loss": loss,
-            "perplexity": math.exp(loss) if loss < 700 else math.inf,
+            "perplexity": math.exp(loss) if loss < 700 else None,  # None: beyond a float
         }
         self.eval_curve.append({k: v for k, v in point.items() if k != "type"})
         self.emit(point)
@@ -495,6 +495,14 @@ def _checkpoint_dtype(base_model: str) -> torch.dtype | None:
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None)
     return dtype if isinstance(dtype, torch.dtype) else None
+
+
+def _finite(value: torch.Tensor | None) -> float | None:
+    """A float for an event, or None where JSON has no number for it (inf, nan)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _seed_everything(seed: int) -> None:

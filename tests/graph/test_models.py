@@ -120,7 +120,7 @@ async def test_invalid_options_and_rest_route(user: Client, tiny_model: Path) ->
     bad = await train(user, datasetId=dataset_id, baseModel=str(tiny_model), loraR=0)
     assert bad == {
         "__typename": "InvalidInputError",
-        "message": "lora_r must be an integer from 1 to 1024",
+        "message": "lora_r must be greater than zero, got 0",
         "field": "lora_r",
         "code": "INVALID_INPUT",
     }
