@@ -11,14 +11,15 @@ output, no clock): the same spec on the same ordered messages gives the same byt
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, BinaryIO, Final, Literal, NamedTuple
+from typing import Any, BinaryIO, Final, Literal
 
 import orjson
 
-from ml.datasets.conversation import Conversations, Exchange, label_pairs
+from ml.datasets.conversation import Conversations, Exchange
 from ml.datasets.dedupe import Deduper, DuplicateKind, normalize
 from ml.datasets.formats import Turn, render
 from ml.datasets.messages import KIND_PLACEHOLDERS, UNSPOKEN_KINDS, DatasetMessage
@@ -31,7 +32,7 @@ Split = Literal["train", "eval"]
 _WRITE_CHUNK: Final = 1 << 16
 # Examples are screened one by one, then deduplicated in batches (near-duplicate hashing is
 # vectorised over a batch). Batches start small so that a preview reads few messages.
-_MAX_BATCH: Final = 64
+_MAX_BATCH: Final = 128
 PROGRESS_EVERY: Final = 10_000
 
 
@@ -44,28 +45,32 @@ class RenderedExample:
 
     `turns` is the example as (role, content) pairs, "system" first when there is one, with
     placeholders such as <手机号> and [图片] visible: what a preview shows. `message_ids` and
-    `labels` (the union over the example's messages) are worked out when first asked for.
+    `labels` (the union over the example's messages) are worked out when asked for.
     """
 
-    __slots__ = ("_exchange", "_labels", "line", "record", "split", "tokens", "turns")
+    __slots__ = ("_exchange", "_labels", "_turns", "line", "record", "split", "tokens")
 
     def __init__(
         self,
         split: Split,
         record: dict[str, Any],
         line: bytes,
-        turns: tuple[Turn, ...],
         tokens: int,
         exchange: Exchange,
         labels: frozenset[tuple[str, str]],
+        turns: list[Turn],
     ) -> None:
         self.split: Split = split
         self.record = record
         self.line = line
-        self.turns = turns
         self.tokens = tokens
         self._exchange = exchange
         self._labels = labels
+        self._turns = turns
+
+    @property
+    def turns(self) -> tuple[Turn, ...]:
+        return tuple(self._turns)
 
     @property
     def message_ids(self) -> tuple[str, ...]:
@@ -87,13 +92,15 @@ class RenderedExample:
 class DatasetStats:
     """What a build read, wrote and dropped.
 
-    dropped_messages counts messages (reasons: empty, unspoken (system / recall), non_text,
-    sender, time, label); dropped_examples counts replies that did not become examples
-    (no_prompt, placeholder_only, too_short, too_long, label, duplicate_exact, duplicate_near).
-    `scrubbed` counts PII replacements by type in the messages that passed the filters;
-    `labels` counts, per key and value, the written examples carrying that label; `turns` and
-    `approx_tokens` (see `tokens.approx_tokens`) sum over written examples, system prompt included
-    in the tokens.
+    - dropped_messages counts messages, by reason: empty, unspoken (system and recall
+      messages), non_text, sender, time, label;
+    - dropped_examples counts persona replies that did not become examples, by reason:
+      no_prompt, placeholder_only, too_short, too_long, label, duplicate_exact, duplicate_near;
+    - scrubbed counts PII replacements by type in the messages that passed the filters;
+    - label_counts (and `labels`, the same nested as key -> value -> count) counts the written
+      examples carrying each label;
+    - turns and approx_tokens (see `tokens.approx_tokens`; system prompt included) sum over the
+      written examples.
     """
 
     messages: int = 0
@@ -103,7 +110,7 @@ class DatasetStats:
     turns: int = 0
     approx_tokens: int = 0
     scrubbed: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    label_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped_messages: dict[str, int] = field(default_factory=dict)
     dropped_examples: dict[str, int] = field(default_factory=dict)
     train_sha256: str = ""
@@ -114,6 +121,14 @@ class DatasetStats:
     @property
     def examples(self) -> int:
         return self.train_examples + self.eval_examples
+
+    @property
+    def labels(self) -> dict[str, dict[str, int]]:
+        """Label key -> value -> how many written examples carry it, sorted."""
+        nested: dict[str, dict[str, int]] = {}
+        for (key, value), count in sorted(self.label_counts.items()):
+            nested.setdefault(key, {})[value] = count
+        return nested
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with sorted keys in the nested counts."""
@@ -126,7 +141,7 @@ class DatasetStats:
             "turns": self.turns,
             "approx_tokens": self.approx_tokens,
             "scrubbed": dict(sorted(self.scrubbed.items())),
-            "labels": {k: dict(sorted(v.items())) for k, v in sorted(self.labels.items())},
+            "labels": self.labels,
             "dropped_messages": dict(sorted(self.dropped_messages.items())),
             "dropped_examples": dict(sorted(self.dropped_examples.items())),
             "train_sha256": self.train_sha256,
@@ -134,16 +149,6 @@ class DatasetStats:
             "train_bytes": self.train_bytes,
             "eval_bytes": self.eval_bytes,
         }
-
-
-class _Candidate(NamedTuple):
-    """An example that passed the checks needing no other example."""
-
-    exchange: Exchange
-    prompt: str
-    key: str  # normalized prompt and reply: what duplicates and the split are judged on
-    digest: bytes  # keyed blake2b of the key: 8 bytes for dedupe, 8 for the split
-    labels: frozenset[tuple[str, str]] | None  # worked out early only if a condition needs them
 
 
 def _count(counts: dict[str, int], key: str) -> None:
@@ -182,66 +187,67 @@ class _Examples:
                 self._names[sender] = name
         return name
 
-    def screen(self, exchange: Exchange) -> _Candidate | None:
-        """The checks that need no other example: placeholders, length, labels."""
+    def screen(self, exchange: Exchange) -> bool:
+        """The checks that need no other example (placeholders, length, labels).
+
+        An exchange that passes gets its dedupe key (the normalized prompt and reply), the
+        keyed digest of that key (8 bytes for dedupe, 8 for the split) and, if a condition
+        needed them, its labels.
+        """
         dropped = self._stats.dropped_examples
         completion = exchange.completion
         if not exchange.has_text:
             _count(dropped, "placeholder_only")
-            return None
+            return False
         if len(completion) < self._min_length:
             _count(dropped, "too_short")
-            return None
+            return False
         if self._max_length is not None and len(completion) > self._max_length:
             _count(dropped, "too_long")
-            return None
-        labels = None
+            return False
         if self._conditions:
-            labels = _label_pairs(exchange)
+            labels = exchange.labels = _label_pairs(exchange)
             as_map = _label_map(labels)
             for condition in self._conditions:
                 if not condition.matches(as_map):
                     _count(dropped, "label")
-                    return None
-        prompt = exchange.prompt.text(self._display_name)
-        key = normalize(prompt, completion)
-        digest = hashlib.blake2b(key.encode(), digest_size=16, key=self._key).digest()
-        return _Candidate(exchange, prompt, key, digest, labels)
+                    return False
+        key = exchange.key = normalize(exchange.prompt.text(self._display_name), completion)
+        exchange.digest = hashlib.blake2b(key.encode(), digest_size=16, key=self._key).digest()
+        return True
 
-    def finish(self, batch: list[_Candidate]) -> list[RenderedExample]:
-        """Duplicates, split and format for screened examples, in order."""
+    def finish(self, batch: list[Exchange]) -> Iterator[RenderedExample]:
+        """Duplicates, split and format for screened examples, in order.
+
+        A generator, so that each example is written and freed before the next is made: a
+        batch of rendered examples alive at once would wake the cyclic garbage collector.
+        """
         if self._deduper is None:
             verdicts: list[DuplicateKind | None] = [None] * len(batch)
         else:
             verdicts = self._deduper.check_many(
-                [(c.key, int.from_bytes(c.digest[:8], "little")) for c in batch]
+                [(e.key, int.from_bytes(e.digest[:8], "little")) for e in batch]
             )
         dropped = self._stats.dropped_examples
-        examples = []
-        for candidate, verdict in zip(batch, verdicts, strict=True):
+        for exchange, verdict in zip(batch, verdicts, strict=True):
             if verdict is None:
-                examples.append(self._render(candidate))
+                yield self._render(exchange)
             else:
                 _count(dropped, verdict)
-        return examples
 
-    def _render(self, candidate: _Candidate) -> RenderedExample:
-        exchange, prompt = candidate.exchange, candidate.prompt
+    def _render(self, exchange: Exchange) -> RenderedExample:
         name = self._display_name
-        labels = candidate.labels if candidate.labels is not None else _label_pairs(exchange)
+        labels = exchange.labels if exchange.labels is not None else _label_pairs(exchange)
         split: Split = (
-            "eval" if int.from_bytes(candidate.digest[8:], "little") < self._eval_below else "train"
+            "eval" if int.from_bytes(exchange.digest[8:], "little") < self._eval_below else "train"
         )
-        turns: list[Turn] = [
-            ("assistant" if b.persona else "user", b.text(name)) for b in exchange.context
-        ]
-        turns.append(("user", prompt))
+        context = exchange.context
+        turns: list[Turn] = [b.turn(name) for b in context]
+        turns.append(exchange.prompt.turn(name))
         turns.append(("assistant", exchange.completion))
         record = render(self._format, self._system, turns)
         tokens = self._system_tokens + approx_tokens(exchange.completion)
-        tokens += exchange.prompt.tokens(name)
-        for block in exchange.context:
-            tokens += block.tokens(name)
+        tokens += exchange.prompt.tokens(name) + sum([b.tokens(name) for b in context])
 
         stats = self._stats
         if split == "train":
@@ -250,12 +256,8 @@ class _Examples:
             stats.eval_examples += 1
         stats.turns += len(turns)
         stats.approx_tokens += tokens
-        label_counts = stats.labels
-        for label_key, value in labels:
-            per_value = label_counts.get(label_key)
-            if per_value is None:
-                per_value = label_counts[label_key] = {}
-            per_value[value] = per_value.get(value, 0) + 1
+        if labels:
+            stats.label_counts.update(labels)
 
         if self._system:
             turns.insert(0, ("system", self._system))
@@ -263,19 +265,19 @@ class _Examples:
             split=split,
             record=record,
             line=orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE),
-            turns=tuple(turns),
             tokens=tokens,
             exchange=exchange,
             labels=labels,
+            turns=turns,
         )
 
 
 def _label_pairs(exchange: Exchange) -> frozenset[tuple[str, str]]:
     """Every (key, value) label of every message in an example."""
-    pairs = [b.label_pairs() for b in (*exchange.context, exchange.prompt) if b.labels]
-    if exchange.completion_labels:
-        pairs.append(label_pairs(exchange.completion_labels))
-    return frozenset().union(*pairs)
+    pairs = [b.label_pairs() for b in exchange.context if b.labels]
+    if exchange.prompt.labels:
+        pairs.append(exchange.prompt.label_pairs())
+    return exchange.completion_labels.union(*pairs) if pairs else exchange.completion_labels
 
 
 def _label_map(pairs: frozenset[tuple[str, str]]) -> dict[str, set[str]]:
@@ -316,14 +318,17 @@ def iter_examples(
     add = conversations.add
     examples = _Examples(spec, stats, scrubber)
     screen = examples.screen
-    batch: list[_Candidate] = []
+    batch: list[Exchange] = []
     batch_limit = 1
 
+    start = read = stats.messages  # counted locally, stored in stats before each yield
+    report_at = start + PROGRESS_EVERY if progress is not None else -1
     try:
-        for message in messages:
-            stats.messages += 1
-            if progress is not None and stats.messages % PROGRESS_EVERY == 0:
+        for read, message in enumerate(messages, start + 1):
+            if read == report_at and progress is not None:
+                stats.messages = read
                 progress(stats)
+                report_at += PROGRESS_EVERY
             kind = message.kind
             if kind == "text":
                 text = message.text.strip()
@@ -368,22 +373,21 @@ def iter_examples(
             exchange = add(
                 message.upload_id, timestamp, sender, persona, text, is_text, labels, message.id
             )
-            if exchange is not None:
-                candidate = screen(exchange)
-                if candidate is not None:
-                    batch.append(candidate)
-                    if len(batch) >= batch_limit:
-                        yield from examples.finish(batch)
-                        batch = []
-                        batch_limit = min(2 * batch_limit, _MAX_BATCH)
+            if exchange is not None and screen(exchange):
+                batch.append(exchange)
+                if len(batch) >= batch_limit:
+                    stats.messages = read
+                    yield from examples.finish(batch)
+                    batch = []
+                    batch_limit = min(2 * batch_limit, _MAX_BATCH)
 
         exchange = conversations.end_session()
-        if exchange is not None:
-            candidate = screen(exchange)
-            if candidate is not None:
-                batch.append(candidate)
+        if exchange is not None and screen(exchange):
+            batch.append(exchange)
+        stats.messages = read
         yield from examples.finish(batch)
     finally:
+        stats.messages = read
         stats.sessions = conversations.sessions
         if conversations.no_prompt:
             stats.dropped_examples["no_prompt"] = conversations.no_prompt

@@ -24,48 +24,90 @@ Labels = Mapping[str, Sequence[str]]
 
 
 class Block:
-    """One side's consecutive messages in a session: one turn of a conversation."""
+    """One side's consecutive messages in a session: one turn of a conversation.
 
-    __slots__ = ("_labels", "_text", "_tokens", "has_text", "ids", "labels", "persona", "runs")
+    Made with its first message. Lean on purpose (a few lists, no object per message): a build
+    keeps thousands of these alive between garbage collections.
+    """
 
-    def __init__(self, persona: bool) -> None:
+    __slots__ = (
+        "_labels",
+        "_text",
+        "_tokens",
+        "_turn",
+        "has_text",
+        "ids",
+        "labels",
+        "persona",
+        "senders",
+        "texts",
+    )
+
+    def __init__(
+        self,
+        persona: bool,
+        sender: str,
+        text: str,
+        is_text: bool,
+        labels: Labels,
+        message_id: str,
+    ) -> None:
         self.persona = persona
-        self.runs: list[tuple[str, list[str]]] = []  # (sender, texts) per run of one sender
-        self.labels: list[Labels] = []
-        self.ids: list[str] = []
-        self.has_text = False  # anything besides placeholders such as [图片]
+        self.texts = [text]
+        # One sender's name while there is only one; a name per message once there are more.
+        self.senders: str | list[str] = sender
+        self.labels: list[Labels] = [labels] if labels else _NO_MESSAGE_LABELS
+        self.ids = [message_id]
+        self.has_text = is_text  # anything besides placeholders such as [图片]
         self._text: str | None = None
         self._tokens = -1
         self._labels: frozenset[tuple[str, str]] | None = None
+        self._turn: tuple[str, str] | None = None
 
     def add(self, sender: str, text: str, is_text: bool, labels: Labels, message_id: str) -> None:
-        runs = self.runs
-        if runs and runs[-1][0] == sender:
-            runs[-1][1].append(text)
-        else:
-            runs.append((sender, [text]))
+        senders = self.senders
+        if isinstance(senders, list):
+            senders.append(sender)
+        elif sender != senders:
+            self.senders = [senders] * len(self.texts) + [sender]
+        self.texts.append(text)
         if labels:
-            self.labels.append(labels)
+            if self.labels is _NO_MESSAGE_LABELS:
+                self.labels = [labels]
+            else:
+                self.labels.append(labels)
             self._labels = None
         self.ids.append(message_id)
         if is_text:
             self.has_text = True
         self._text = None
         self._tokens = -1
+        self._turn = None
 
     def text(self, display_name: Callable[[str], str]) -> str:
         """The turn's content: lines joined by newlines, speakers named if there are several."""
         if self._text is None:
-            runs = self.runs
-            if len(runs) == 1:
-                self._text = "\n".join(runs[0][1])
-            elif self.persona or len({sender for sender, _ in runs}) == 1:
-                self._text = "\n".join([t for _, texts in runs for t in texts])
+            senders = self.senders
+            if self.persona or isinstance(senders, str):
+                self._text = "\n".join(self.texts)
             else:
-                self._text = "\n".join(
-                    [f"{display_name(sender)}: " + "\n".join(texts) for sender, texts in runs]
-                )
+                runs: list[str] = []
+                current, lines = senders[0], [self.texts[0]]
+                for sender, text in zip(senders[1:], self.texts[1:], strict=True):
+                    if sender == current:
+                        lines.append(text)
+                    else:
+                        runs.append(f"{display_name(current)}: " + "\n".join(lines))
+                        current, lines = sender, [text]
+                runs.append(f"{display_name(current)}: " + "\n".join(lines))
+                self._text = "\n".join(runs)
         return self._text
+
+    def turn(self, display_name: Callable[[str], str]) -> tuple[str, str]:
+        """(role, content) of the turn, role "assistant" for the persona, else "user"."""
+        if self._turn is None:
+            self._turn = ("assistant" if self.persona else "user", self.text(display_name))
+        return self._turn
 
     def tokens(self, display_name: Callable[[str], str]) -> int:
         """`approx_tokens` of the turn's text, remembered: a turn serves several examples."""
@@ -78,6 +120,14 @@ class Block:
         if self._labels is None:
             self._labels = label_pairs(self.labels)
         return self._labels
+
+
+_NO_MESSAGE_LABELS: list[Labels] = []  # shared, never appended to: see Block.add
+_NO_LABELS: frozenset[tuple[str, str]] = frozenset()
+
+
+def _pairs_of(labels: Labels) -> frozenset[tuple[str, str]]:
+    return label_pairs([labels]) if labels else _NO_LABELS
 
 
 def label_pairs(sources: Sequence[Labels]) -> frozenset[tuple[str, str]]:
@@ -94,7 +144,10 @@ class Exchange:
         "completion_ids",
         "completion_labels",
         "context",
+        "digest",
         "has_text",
+        "key",
+        "labels",
         "prompt",
     )
 
@@ -104,7 +157,7 @@ class Exchange:
         prompt: Block,
         completion: str,
         has_text: bool,
-        completion_labels: list[Labels],
+        completion_labels: frozenset[tuple[str, str]],
         completion_ids: list[str],
     ) -> None:
         self.context = context  # alternating turns, starting with a user turn
@@ -113,6 +166,10 @@ class Exchange:
         self.has_text = has_text
         self.completion_labels = completion_labels
         self.completion_ids = completion_ids
+        # Filled in by the dataset builder as it screens the exchange.
+        self.key = ""
+        self.digest = b""
+        self.labels: frozenset[tuple[str, str]] | None = None
 
 
 class Conversations:
@@ -150,16 +207,15 @@ class Conversations:
         if block is not None and block.persona == persona:
             block.add(sender, text, is_text, labels, message_id)
             if persona and not self._merge:
-                return self._exchange(text, is_text, [labels] if labels else [], [message_id])
+                return self._exchange(text, is_text, _pairs_of(labels), [message_id])
             return exchange
         if block is not None:
             if block.persona:
                 exchange = self._close_reply(block)
             self._closed.append(block)
-        block = self._open = Block(persona)
-        block.add(sender, text, is_text, labels, message_id)
+        block = self._open = Block(persona, sender, text, is_text, labels, message_id)
         if persona and not self._merge:
-            reply = self._exchange(text, is_text, [labels] if labels else [], [message_id])
+            reply = self._exchange(text, is_text, _pairs_of(labels), [message_id])
             return exchange if reply is None else reply  # one of them is None
         return exchange
 
@@ -179,10 +235,14 @@ class Conversations:
             return None  # each of its messages was a reply already
         # A persona turn never names its speakers: its text is the reply as it will appear in
         # later examples' context (and it is remembered for them).
-        return self._exchange(block.text(str), block.has_text, block.labels, block.ids)
+        return self._exchange(block.text(str), block.has_text, block.label_pairs(), block.ids)
 
     def _exchange(
-        self, completion: str, has_text: bool, labels: list[Labels], ids: list[str]
+        self,
+        completion: str,
+        has_text: bool,
+        labels: frozenset[tuple[str, str]],
+        ids: list[str],
     ) -> Exchange | None:
         closed = self._closed
         if not closed:

@@ -126,12 +126,14 @@ class LabelCondition:
 class Filters:
     """Which messages and examples a dataset keeps.
 
+    - labels: conditions that must all hold (see `LabelCondition` for their scope);
     - senders: keep only messages from these senders (the persona's own messages are always
       kept); exclude_senders: drop these senders' messages;
     - since / until: keep messages with since <= timestamp < until;
     - non_text: "drop" non-text messages, or keep them as placeholders such as [图片];
       system and recall messages are always dropped;
-    - min_length / max_length: bounds, in characters, on the reply an example teaches.
+    - min_length / max_length: bounds, in characters, on the reply an example teaches (as
+      written: merged, scrubbed).
     """
 
     labels: tuple[LabelCondition, ...] = ()

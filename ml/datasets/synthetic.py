@@ -38,38 +38,71 @@ _SHORT = (
     "真的假的",
     "666",
 )
-_WHEN = ("今天", "明天", "周末", "下周一", "晚上", "中午", "刚才", "昨天", "周五", "月底")
-_WHERE = (
-    "在公司",
-    "在家",
-    "在地铁上",
-    "在楼下",
-    "在老地方",
-    "在医院",
-    "在学校门口",
-    "在商场",
-    "",
-    "",
-)
-_WHAT = (
-    "加班到九点，累死了",
-    "开会，记得带材料",
-    "吃火锅吧",
-    "去爬山吗",
+# Clauses that combine freely: random pairs of messages share few character 3-grams, as in
+# real chats, where near-duplicates are rare (forwards, copy-paste) rather than the rule.
+_CLAUSES = (
+    "今天加班到九点",
+    "累死了",
+    "明天下午开会",
+    "记得带材料",
+    "晚上一起吃火锅吧",
+    "周末去爬山吗",
     "老板又拖欠工资了",
-    "交房租",
-    "堵车堵了一个小时",
-    "拿一下快递",
-    "喝奶茶",
-    "请个假，孩子发烧了",
-    "把报告发我",
-    "看电影，七点半的",
-    "降温了，多穿点",
-    "去银行办卡",
-    "体检",
-    "见个面聊聊那个项目",
+    "这个月房租交了吗",
+    "路上堵车堵了一个小时",
+    "快递到了帮我拿一下",
+    "楼下新开了一家奶茶店",
+    "孩子发烧了要请假",
+    "周五之前把报告发我",
+    "电影票买好了",
+    "七点半开场",
+    "明天降温多穿点",
+    "银行卡办好了没",
+    "体检报告出来了",
+    "见面聊聊那个项目",
+    "我刚到家",
+    "你吃饭了没",
+    "在地铁上信号不好",
+    "等会儿给你回电话",
+    "周日回老家看爸妈",
+    "这周末要搬家",
+    "能来帮忙吗",
+    "新买的手机有点卡",
+    "猫又把沙发抓坏了",
+    "下个月要出差一周",
+    "家里的网又断了",
+    "预算表还没做完",
+    "客户说方案要重改",
+    "面试通过了",
+    "下周一入职",
+    "物业费涨了不少",
+    "中午食堂的菜太咸了",
+    "健身房办了年卡",
+    "结果一次没去",
+    "明天早上八点的高铁",
+    "记得定闹钟",
+    "我妈让你周末来家里吃饭",
+    "这家店排队好久",
+    "外卖半天没到",
+    "钥匙落在公司了",
+    "空调坏了找人修",
+    "车子该保养了",
+    "雨太大了别出门",
+    "早点休息别熬夜",
+    "生日礼物选好了吗",
+    "年终奖还没发",
+    "合同明天签",
+    "周报写了吗",
+    "会议改到三点了",
+    "别忘了带身份证",
+    "那本书看完了借我",
+    "股票又跌了",
+    "小区停水到晚上",
+    "宝宝今天会叫妈妈了",
+    "医生说要多运动",
+    "周六聚餐定在老地方",
 )
-_TAIL = ("", "", "吧", "吗", "哦", "啊", "，别忘了", "，你觉得呢", "哈哈", "！")
+_SEPARATORS = ("，", "，", "。", "！", "？", " ", "～", "……")
 _LONG = (
     "【通知】各位同事，本周五下午三点在三楼会议室召开季度总结会，请提前准备好各自的工作汇报材料，不要迟到。",
     "我觉得这个方案还需要再改一下，预算部分写得不够清楚，而且时间安排太紧了，下周一之前我们再碰一次吧。",
@@ -112,8 +145,11 @@ _NON_TEXT_TEXT = {
 }
 
 
-def _sentence(rng: random.Random) -> str:
-    return rng.choice(_WHEN) + rng.choice(_WHERE) + rng.choice(_WHAT) + rng.choice(_TAIL)
+def _sentence(rng: random.Random, clauses: int) -> str:
+    text = rng.choice(_CLAUSES)
+    for _ in range(clauses - 1):
+        text += rng.choice(_SEPARATORS) + rng.choice(_CLAUSES)
+    return text
 
 
 def _text(rng: random.Random) -> str:
@@ -121,12 +157,12 @@ def _text(rng: random.Random) -> str:
     if roll < 0.4:
         return rng.choice(_SHORT)
     if roll < 0.85:
-        text = _sentence(rng)
+        text = _sentence(rng, rng.randint(1, 2))
         if rng.random() < 0.2:
             text += f"，大概{rng.randint(2, 500)}块"
         return text
     if roll < 0.95:
-        return f"{_sentence(rng)}，{_sentence(rng)}，{_sentence(rng)}"
+        return _sentence(rng, rng.randint(3, 5))
     if roll < 0.99:
         return rng.choice(_LONG)
     n = rng.randint(1000, 99999)

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ml.datasets import PLACEHOLDERS, Scrubber, ScrubberError
+from ml.datasets.pii import luhn_valid, valid_id_card
+
+SCRUBBER = Scrubber(names=("王小明", "李雷", "Tom Lee", "Amy"))
+
+
+def scrubbed(text: str) -> str:
+    return SCRUBBER.scrub(text)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "kind"),
+    [
+        # phone
+        ("电话13812345678", "电话<手机号>", "phone"),
+        ("打 138-1234-5678 或 138 1234 5678", "打 <手机号> 或 <手机号>", "phone"),
+        (
+            "+86 13912345678、+8613912345678、0086-139-1234-5678",
+            "<手机号>、<手机号>、<手机号>",
+            "phone",
+        ),
+        ("8615912345678", "<手机号>", "phone"),
+        ("号码：１３８１２３４５６７８", "号码：<手机号>", "phone"),
+        # ID card: GB 11643 check digit
+        ("身份证11010519491231002X", "身份证<身份证号>", "id_card"),
+        (
+            "身份证号 110105194912310011 和 110105 19491231 002x",
+            "身份证号 <身份证号> 和 <身份证号>",
+            "id_card",
+        ),
+        # bank card: Luhn
+        ("卡号6222021234567890128", "卡号<银行卡号>", "bank_card"),
+        ("卡号 6222 0212 3456 7890 128，转账", "卡号 <银行卡号>，转账", "bank_card"),
+        ("visa 4111-1111-1111-1111", "visa <银行卡号>", "bank_card"),
+        # email
+        ("邮箱abc.def+x@qq.com。", "邮箱<邮箱>。", "email"),
+        ("发到 123456@163.com 或 Li_Lei@mail.example.org.cn", "发到 <邮箱> 或 <邮箱>", "email"),
+        # wechat
+        ("加我微信：zhang_san88", "加我微信：<微信号>", "wechat_id"),
+        ("微信号zhangsan", "微信号<微信号>", "wechat_id"),
+        ("我的微信是 lilei2024 哦", "我的微信是 <微信号> 哦", "wechat_id"),
+        ("vx: Abc_12345，WX号 hello-world", "vx: <微信号>，WX号 <微信号>", "wechat_id"),
+        ("微信ID=tom_cat_1", "微信ID=<微信号>", "wechat_id"),
+        ("wxid_a1b2c3d4e5f6g7 拉你进群", "<微信号> 拉你进群", "wechat_id"),
+        # url
+        ("看这个https://example.com/a?b=1&c=%E4%B8%AD)。", "看这个<网址>)。", "url"),
+        ("www.weft.dev/path, 以及 HTTP://A.B/C.", "<网址>, 以及 <网址>.", "url"),
+        # plates
+        ("车牌京A12345，还有沪AD12345、粤B12345F", "车牌<车牌号>，还有<车牌号>、<车牌号>", "plate"),
+        ("京A·12345 和 川a 1b2c3 和 粤B-1234学", "<车牌号> 和 <车牌号> 和 <车牌号>", "plate"),
+        # names
+        ("王小明和李雷说", "<姓名>和<姓名>说", "name"),
+        ("tom lee met AMY", "<姓名> met <姓名>", "name"),
+    ],
+)
+def test_each_kind_is_replaced(text: str, expected: str, kind: str) -> None:
+    result, counts = SCRUBBER.scrub(text)
+    assert result == expected
+    assert set(counts) == {kind}
+    assert counts[kind] == expected.count(PLACEHOLDERS[kind])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "¥3500",
+        "3500元，税后3,500.00",
+        "2024-01-15 13:45:00",
+        "20240115",
+        "2024年1月15日 下午3点半",
+        "订单号2024011512345678",  # 16 digits, starts with 2: no card starts so
+        "订单号 3456789012345678902",  # starts with 3 but fails Luhn
+        "订单号 4111111111111112",  # Luhn fails
+        "110105194912310022",  # ID check digit wrong
+        "110105194913310021",  # month 13
+        "12345678901",  # 11 digits, not 13-19
+        "10086 95588 400-820-8820 021-12345678",
+        "3.1415926535897932",
+        "价格是0.13812345678万",
+        "版本号 v13812345678",
+        "ABC13812345678",
+        "1381234567",
+        "138123456789",
+        "微信支付了200",
+        "微信转账给你了",
+        "wechat support is great",
+        "import wxpython",
+        "微信 zhangsan",  # no separator word and no digit: a word, not an id
+        "新ABCDEF 京ABCDE1",  # at most two letters in a regular plate
+        "京A1234567",  # too long for a plate
+        "a@b",
+        "王小",
+        "Tommy and Amyx",
+        "哈哈哈😂[微笑] 好的好的",
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert SCRUBBER.scrub(text) == (text, {})
+
+
+def test_counts_add_up() -> None:
+    text = "王小明 13812345678 / 13912345678 abc@qq.com"
+    result, counts = SCRUBBER.scrub(text)
+    assert result == "<姓名> <手机号> / <手机号> <邮箱>"
+    assert counts == {"name": 1, "phone": 2, "email": 1}
+
+
+def test_scrub_into_accumulates() -> None:
+    counts: dict[str, int] = {}
+    SCRUBBER.scrub_into("13812345678", counts)
+    SCRUBBER.scrub_into("13812345678 李雷", counts)
+    assert counts == {"phone": 2, "name": 1}
+
+
+def test_longest_name_wins_and_chinese_names_match_inside_words() -> None:
+    scrubber = Scrubber(["张三", "张三丰"])
+    assert scrubber.scrub("张三丰和张三")[0] == "<姓名>和<姓名>"
+    assert scrubber.scrub("张三们")[0] == "<姓名>们"
+
+
+def test_names_that_would_scrub_ordinary_text_are_refused() -> None:
+    with pytest.raises(ScrubberError, match="too short"):
+        Scrubber(["王"])
+    with pytest.raises(ScrubberError):
+        Scrubber([" "])
+
+
+def test_checksum_helpers() -> None:
+    assert valid_id_card("11010519491231002X")
+    assert valid_id_card("11010519491231002x")
+    assert not valid_id_card("110105194912310020")
+    assert not valid_id_card("910105194912310021")
+    assert luhn_valid("4111111111111111")
+    assert luhn_valid("79927398713")
+    assert not luhn_valid("79927398710")
+
+
+def test_placeholders_are_one_style() -> None:
+    assert all(p.startswith("<") and p.endswith(">") for p in PLACEHOLDERS.values())
+    # a placeholder never looks like personal data itself
+    for placeholder in PLACEHOLDERS.values():
+        assert SCRUBBER.scrub(placeholder) == (placeholder, {})
+
+
+def _is_personal_number(digits: str) -> bool:
+    """An independent statement of which bare digit strings are personal data."""
+
+    def mobile(d: str) -> bool:
+        return len(d) == 11 and d[0] == "1" and d[1] in "3456789"
+
+    return (
+        mobile(digits)
+        or (digits.startswith("86") and mobile(digits[2:]))
+        or (digits.startswith("0086") and mobile(digits[4:]))
+        or valid_id_card(digits)
+        or (16 <= len(digits) <= 19 and digits[0] in "3456" and luhn_valid(digits))
+    )
+
+
+def test_numbers_are_masked_exactly_when_shape_and_checksum_say_so() -> None:
+    rng = random.Random(7)
+    masked = kept = 0
+    for _ in range(5000):
+        length = rng.randint(6, 20)
+        digits = str(rng.randint(1, 9)) + "".join(
+            rng.choice("0123456789") for _ in range(length - 1)
+        )
+        if rng.random() < 0.2:  # make valid ones common enough to matter
+            digits = rng.choice(["138", "86139", "0086150"]) + digits[:8]
+        amount = f"{rng.randint(1, 99999)}.{rng.randint(0, 99):02d}"
+        text = f"订单号{digits}，金额¥{amount}，{rng.randint(1, 12)}月"
+        result = SCRUBBER.scrub(text)[0]
+        if _is_personal_number(digits):
+            masked += 1
+            assert digits not in result, text
+        else:
+            kept += 1
+            assert result == text, text
+    assert masked > 100 and kept > 1000
