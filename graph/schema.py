@@ -8,6 +8,7 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -66,13 +67,18 @@ def _unexpected(error: GraphQLError) -> bool:
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:
+    # The limiters' validation rules are built once: rule classes made per request would never
+    # hit the validation cache, and validating every request costs more than executing it.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
     # Factories: each request gets fresh extension instances (the caches are shared anyway).
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMetrics,
         lambda: ParserCache(maxsize=512),
+        lambda: AddValidationRules(limits),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
     ]
     if not settings.graphql_introspection:
