@@ -58,8 +58,8 @@ async def test_a_100_message_page_with_labels_is_a_few_statements(
     assert len(edges) == 100
     assert sum(len(edge["node"]["labels"]) for edge in edges) > 50
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    # The upload check, the page, the total, and one batched query for all the labels.
-    assert len(selects) == 4, selects
+    # The page, the total, and one batched query for all the labels.
+    assert len(selects) == 3, selects
 
 
 async def test_introspection_can_be_switched_off() -> None:
