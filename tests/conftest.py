@@ -135,9 +135,9 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init Qwen2-shaped chat model with a tokenizer trained on the test chats."""
-    from tests.support.training import PAIRS
+    from tests.support.training import PAIRS, PII_PAIRS
 
-    texts = [*DEFAULT_TEXTS, *(text for pair in PAIRS for text in pair)]
+    texts = [*DEFAULT_TEXTS, *(text for pair in PAIRS + PII_PAIRS for text in pair)]
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen", texts)
 
 

@@ -14,7 +14,8 @@ import openai
 import pytest
 
 from tests.support.live import Client, GraphQLError, LiveServer
-from tests.support.training import trained_model
+from tests.support.training import PII_PAIRS, train, trained_model
+from tests.support.uploads import upload_and_parse, wait_for_job
 
 CHAT = """subscription($input: ChatInput!) {
   chat(input: $input) {
@@ -184,3 +185,49 @@ async def test_bad_requests(owner: tuple[Client, str, str], server: LiveServer) 
     with pytest.raises(openai.AuthenticationError):
         await client.models.list()
     await client.close()
+
+
+async def test_pii_in_the_output_is_masked(user: Client, tiny_model: Path) -> None:
+    """A model that learned a phone number by heart (from a dataset built without scrubbing)
+    still never streams it: the output filter masks it, whichever tokens it is split into."""
+    lines = [line for _ in range(5) for q, a in PII_PAIRS for line in (("老王", q), ("我", a))]
+    chat = "\n".join(
+        f"2024-07-{1 + n // 2:02d} 10:0{n % 2}:00 {sender}\n{text}\n"
+        for n, (sender, text) in enumerate(lines)
+    ).encode()
+    upload_id = await upload_and_parse(user, chat)
+    created = await user.query(
+        """mutation($u: ID!) { createDataset(input: {name: "pii", uploadIds: [$u], persona: ["我"],
+             format: SHAREGPT, scrubPii: false, evalRatio: 0, maxContextTurns: 0,
+             dedupeExact: false, dedupeNear: false}) {
+             ... on CreateDatasetSuccess { dataset { id } job { id } } } }""",
+        {"u": upload_id},
+    )
+    await wait_for_job(user, created["createDataset"]["job"]["id"])
+    started = await train(
+        user,
+        datasetId=created["createDataset"]["dataset"]["id"],
+        baseModel=str(tiny_model),
+        method="FULL",
+        maxSteps=160,
+        batchSize=4,
+        learningRate=3e-3,
+        lrScheduler="CONSTANT",
+    )
+    assert (await wait_for_job(user, started["job"]["id"]))["status"] == "SUCCEEDED"
+    variables = {
+        "input": {
+            "modelId": started["model"]["id"],
+            "messages": [{"role": "USER", "content": "电话多少"}],
+            "temperature": 0.0,
+            "maxTokens": 40,
+        }
+    }
+    chunks = []
+    async with user.subscribe(CHAT, variables) as stream:
+        async for data in stream:
+            chunks.append(data["chat"])
+    text = "".join(c["delta"] for c in chunks)
+    assert "<手机号>" in text, text
+    assert "13812345678" not in text
+    assert not any(ch.isdigit() for ch in text), text

@@ -18,6 +18,13 @@ PAIRS = [
     ("几点下班", "六点下班"),
     ("午饭吃什么", "去食堂吧"),
 ]
+# A reply with a phone number, for the output filter's test.
+PII_PAIRS = [
+    ("电话多少", "我的电话是13812345678"),
+    ("你好", "你好呀"),
+    ("谢谢", "不客气"),
+    ("明天开会吗", "明天下午三点开会"),
+]
 # Each pair five times, one conversation a day: enough to learn by heart, and every example
 # stands alone, so the eval split gets some.
 LINES = [line for _ in range(5) for q, a in PAIRS for line in (("老王", q), ("我", a))]
