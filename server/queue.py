@@ -74,8 +74,11 @@ class JobQueue(ABC):
 class InProcessQueue(JobQueue):
     """Runs job functions as tasks on the running event loop, a few at a time per queue."""
 
-    def __init__(self, registry: Mapping[str, JobDefinition], *, concurrency: int = 2) -> None:
+    def __init__(
+        self, registry: Mapping[str, JobDefinition], *, concurrency: int = 2, grace: float = 10.0
+    ) -> None:
         super().__init__(registry)
+        self.grace = grace
         self.context: dict[str, Any] = {}
         self._limits = {queue: asyncio.Semaphore(concurrency) for queue in QUEUES}
         self._waiting = dict.fromkeys(QUEUES, 0)
@@ -112,12 +115,14 @@ class InProcessQueue(JobQueue):
     async def depths(self) -> dict[str, int]:
         return dict(self._waiting)
 
-    async def close(self, grace: float = 10.0) -> None:
+    async def close(self) -> None:
         """Let running jobs finish for `grace` seconds, then cancel them (they re-queue)."""
         tasks = list(self._tasks.values())
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
+        _, pending = (
+            await asyncio.wait(tasks, timeout=self.grace) if self.grace > 0 else ((), tasks)
+        )
         for task in pending:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

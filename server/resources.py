@@ -61,7 +61,11 @@ class Resources:
                 events = RedisEventBus(redis)
                 chat = RedisChatBroker(events, limit, redis)
             else:
-                queue = InProcessQueue(registry, concurrency=settings.inprocess_concurrency)
+                queue = InProcessQueue(
+                    registry,
+                    concurrency=settings.inprocess_concurrency,
+                    grace=settings.shutdown_grace_seconds,
+                )
                 events = InProcessEventBus()
                 chat = InProcessChatBroker(events, limit)
         except BaseException:

@@ -52,6 +52,9 @@ class Settings:
     max_page_size: int = 500
     # Concurrent in-process jobs per queue (embedded mode).
     inprocess_concurrency: int = 2
+    # Embedded mode: on shutdown, jobs in flight get this long to finish, then go back to the
+    # queue and run again at the next start.
+    shutdown_grace_seconds: float = 10.0
     # Requests per minute per client for login and uploads.
     login_rate_per_minute: int = 20
     upload_rate_per_minute: int = 30

@@ -20,6 +20,7 @@ import websockets
 from sqlalchemy import text
 
 from server.app import create_app
+from server.db.session import create_engine
 from server.settings import Settings
 from tests.conftest import make_settings
 from tests.support import services
@@ -275,3 +276,36 @@ async def test_dropped_database_connections_are_replaced(
         assert (await user.query("{ me { id } }"))["me"]["id"] == user.user_id
     async with user.server.resources.engine.connect() as connection:
         assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_embedded_shutdown_requeues_and_restart_resumes(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Stopping `weft serve` mid-job (here with no grace period) puts the job back in the
+    queue; the next start runs it again from the beginning, with exactly its messages."""
+    settings = make_settings("embedded", tmp_path, request, shutdown_grace_seconds=0.0)
+    first = LiveServer(create_app(settings))
+    await first.start()
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as http:
+        user = await Client(first, http).register()
+        result = await upload_chat(user, memotrace_txt(BIG), "big.txt")
+        job_id = result["job"]["id"]
+        await follow(user, job_id, lambda s: s["status"] == "RUNNING")
+    await first.stop()  # the in-process queue waits briefly, then interrupts the job
+    engine = create_engine(settings.resolved_database_url)
+    async with engine.connect() as connection:
+        status = (
+            await connection.execute(text("SELECT status FROM jobs WHERE id = :id"), {"id": job_id})
+        ).scalar()
+    await engine.dispose()
+    assert status == "queued", status  # no grace: interrupted, back in the queue
+    second = LiveServer(create_app(settings))
+    await second.start()
+    try:
+        async with httpx.AsyncClient(base_url=second.url, timeout=60) as http:
+            user = Client(second, http, user.token)
+            final = await asyncio.wait_for(wait_for_job(user, job_id), 240)
+            assert final["status"] == "SUCCEEDED", final
+            assert await message_count(user, result["upload"]["id"]) == BIG
+    finally:
+        await second.stop()
