@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Literal, get_args
+from typing import Final
 
-MessageKind = Literal[
-    "text",
-    "image",
-    "voice",
-    "video",
-    "file",
-    "link",
-    "sticker",
-    "location",
-    "call",
-    "transfer",
-    "red_packet",
-    "system",
-    "recall",
-    "other",
-]
+from ml.kinds import KINDS as ALL_KINDS
+from ml.kinds import MessageKind as MessageKind
 
-KINDS: Final[frozenset[str]] = frozenset(get_args(MessageKind))
+KINDS: Final[frozenset[str]] = frozenset(ALL_KINDS)
 
 # Not something a person said: never part of a conversation, whatever the spec says.
 UNSPOKEN_KINDS: Final[frozenset[str]] = frozenset({"system", "recall"})

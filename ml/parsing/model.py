@@ -6,22 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-KINDS: tuple[str, ...] = (
-    "text",
-    "image",
-    "voice",
-    "video",
-    "file",
-    "link",
-    "sticker",
-    "location",
-    "call",
-    "transfer",
-    "red_packet",
-    "system",
-    "recall",
-    "other",
-)
+from ml.kinds import KINDS
+
+__all__ = ["KINDS", "Attempt", "ParsedMessage"]
 
 
 @dataclass(slots=True)
