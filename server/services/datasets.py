@@ -132,15 +132,7 @@ async def delete_dataset(resources: Resources, user_id: str, dataset_id: str) ->
         dataset = await DatasetRepository(session, user_id).get(dataset_id)
         if dataset is None:
             raise NotFound("no such dataset", field="id")
-        running = (
-            await session.scalars(
-                JobRepository(session, user_id)
-                .select()
-                .where(Job.subject_id == dataset_id, Job.status.in_(("queued", "running")))
-            )
-        ).all()
-        for job in running:
-            await jobs.cancel(resources, session, user_id, job.id)
+        await jobs.cancel_unfinished(resources, session, user_id, dataset_id)
         await session.delete(dataset)
         await session.commit()
     await resources.storage.delete_prefix(dataset_prefix(user_id, dataset_id))

@@ -112,6 +112,19 @@ async def cancel(resources: Resources, session: AsyncSession, user_id: str, job_
     return job
 
 
+async def cancel_unfinished(
+    resources: Resources, session: AsyncSession, user_id: str, subject_id: str
+) -> None:
+    """Cancel the queued and running jobs working on a subject that is about to go."""
+    statement = (
+        JobRepository(session, user_id)
+        .select()
+        .where(Job.subject_id == subject_id, Job.status.in_(("queued", "running")))
+    )
+    for job in (await session.scalars(statement)).all():
+        await cancel(resources, session, user_id, job.id)
+
+
 async def resume_unfinished(resources: Resources) -> int:
     """Embedded start-up: queue again the jobs a previous run left queued or running."""
     async with resources.sessionmaker() as session:

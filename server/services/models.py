@@ -123,15 +123,7 @@ async def delete_model(resources: Resources, user_id: str, model_id: str) -> Non
         model = await ModelRepository(session, user_id).get(model_id)
         if model is None:
             raise NotFound("no such model", field="id")
-        running = (
-            await session.scalars(
-                JobRepository(session, user_id)
-                .select()
-                .where(Job.subject_id == model_id, Job.status.in_(("queued", "running")))
-            )
-        ).all()
-        for job in running:
-            await jobs.cancel(resources, session, user_id, job.id)
+        await jobs.cancel_unfinished(resources, session, user_id, model_id)
         await session.delete(model)
         await session.commit()
     await resources.storage.delete_prefix(model_prefix(user_id, model_id))

@@ -160,15 +160,7 @@ async def delete_upload(resources: Resources, user_id: str, upload_id: str) -> N
         upload = await UploadRepository(session, user_id).get(upload_id)
         if upload is None:
             raise NotFound("no such upload", field="id")
-        running = (
-            await session.scalars(
-                JobRepository(session, user_id)
-                .select()
-                .where(Job.subject_id == upload_id, Job.status.in_(("queued", "running")))
-            )
-        ).all()
-        for job in running:
-            await jobs.cancel(resources, session, user_id, job.id)
+        await jobs.cancel_unfinished(resources, session, user_id, upload_id)
         await session.delete(upload)
         await session.commit()
     await resources.storage.delete_prefix(f"users/{user_id}/uploads/{upload_id}/")
