@@ -28,7 +28,7 @@ from ml.labeling.encoders import (
     default_encoder,
 )
 from ml.labeling.supervision import weak_examples
-from server.db.bulk import datetime_binder, insert_many
+from server.db.bulk import datetime_binder, insert_batch
 from server.db.models import Label, Labeler, Message
 from server.db.types import new_id, utcnow
 from server.services.errors import InvalidInput
@@ -160,8 +160,7 @@ async def auto_label_messages(
                 for row in _rows(found, message, ctx.user_id, upload_id, now)
             ]
             counts.update(f"{row[4]}={row[5]}" for row in rows)
-            async with resources.engine.begin() as connection:
-                await insert_many(connection, LABELS, LABEL_COLUMNS, rows)
+            await insert_batch(resources.engine, LABELS, LABEL_COLUMNS, rows)
             done += len(batch)
             await ctx.reporter.update(
                 progress=done / max(int(total or 0), 1),

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, cast
 from sqlalchemy import Table, delete, update
 
 from ml.parsing import ParsedMessage, ParseError, detect, parse
-from server.db.bulk import datetime_binder, insert_many, json_text
+from server.db.bulk import datetime_binder, insert_batch, json_text
 from server.db.models import Message, Upload
 from server.db.repositories import UploadRepository
 from server.db.types import new_id, utcnow
@@ -195,8 +195,7 @@ async def _ingest(
                     raise item
                 if count == 0 and detected is not None:
                     await _set_format(ctx, upload_id, detected)
-                async with ctx.resources.engine.begin() as connection:
-                    await insert_many(connection, MESSAGES, MESSAGE_COLUMNS, item)
+                await insert_batch(ctx.resources.engine, MESSAGES, MESSAGE_COLUMNS, item)
                 count += len(item)
                 # How far the parser has read the spooled file (its buffered reader's position).
                 fraction = SPOOL_SHARE + (1 - SPOOL_SHARE) * raw.tell() / max(size, 1)

@@ -3,6 +3,7 @@ a second, and the terminal status always written."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -110,9 +111,15 @@ class ProgressReporter:
         statement = update(Job).where(Job.id == self.job_id).values(**values)
         if terminal:
             statement = statement.where(Job.status.not_in(JOB_TERMINAL))
-        async with self.resources.sessionmaker() as session:
-            result = await session.execute(statement)
-            await session.commit()
+
+        async def write() -> bool:
+            async with self.resources.sessionmaker() as session:
+                result = await session.execute(statement)
+                await session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        # Shielded: a cancellation never cuts the write in half (see server.db.bulk).
+        changed = await asyncio.shield(write())
         self._written = time.monotonic()
         self._dirty = False
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return changed

@@ -85,7 +85,6 @@ async def _execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: 
         await session.commit()
         state = snapshot(row)
     reporter = ProgressReporter(resources, state)
-    await reporter.publish()
     context = JobContext(
         resources=resources,
         reporter=reporter,
@@ -98,6 +97,9 @@ async def _execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: 
     started = time.monotonic()
     lease = asyncio.create_task(_hold_lease(ctx.get("redis"), job_id))
     try:
+        # From here on a cancellation always ends in the handlers below (re-queue or cancel),
+        # so a job is never left marked running by a worker that stopped.
+        await reporter.publish()
         async with asyncio.timeout(timeout) as deadline:
             await body(context, **arguments)
     except TimeoutError as error:

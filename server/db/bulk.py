@@ -8,13 +8,14 @@ tests/bench/bench_ingest.py measures it against a bare multi-row INSERT.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def datetime_binder(dialect: str) -> Callable[[datetime], Any]:
@@ -27,6 +28,23 @@ def datetime_binder(dialect: str) -> Callable[[datetime], Any]:
 
 def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+async def insert_batch(
+    engine: AsyncEngine, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert and commit one batch as a unit that a cancellation cannot cut in half.
+
+    A job cancelled mid-transaction would leave its connection holding locks (on SQLite, the
+    whole database) while the job's clean-up tries to write; shielded, the batch commits and
+    the cancellation lands between batches.
+    """
+
+    async def transaction() -> None:
+        async with engine.begin() as connection:
+            await insert_many(connection, table, columns, rows)
+
+    await asyncio.shield(transaction())
 
 
 async def insert_many(

@@ -6,7 +6,7 @@ Generates a MemoTrace TXT export, then in one process:
 - bare: the same rows, already built, sent with aiomysql's executemany (one multi-row INSERT
   per 2,000 rows) — the floor for getting these rows into the table;
 - weft: what parse_upload does — parse the file (tasks.parse_upload.batches, in a thread) and
-  insert each 2,000-row batch (server.db.bulk.insert_many), committing per batch.
+  insert each 2,000-row batch (server.db.bulk.insert_batch), committing per batch.
 Prints rows/s of each and the ratio (target >= 0.5x).
 """
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sqlalchemy import text
 
-from server.db.bulk import datetime_binder, insert_many
+from server.db.bulk import datetime_binder, insert_batch
 from server.db.migrate import upgrade
 from server.db.models import Upload, User
 from server.db.session import create_engine, create_sessionmaker
@@ -112,8 +112,7 @@ async def main() -> None:
         producer = loop.run_in_executor(None, produce)
         count = 0
         while (batch := await queue.get()) is not None:
-            async with engine.begin() as connection:
-                await insert_many(connection, MESSAGES, MESSAGE_COLUMNS, batch)
+            await insert_batch(engine, MESSAGES, MESSAGE_COLUMNS, batch)
             count += len(batch)
         await producer
         weft = count / (time.perf_counter() - started)
