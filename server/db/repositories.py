@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import (
@@ -92,11 +92,6 @@ class UploadRepository(Repository[Upload]):
 
 class MessageRepository(Repository[Message]):
     model = Message
-
-    async def delete_for_upload(self, upload_id: str) -> None:
-        await self.session.execute(
-            delete(Message).where(Message.user_id == self.user_id, Message.upload_id == upload_id)
-        )
 
     async def count_for_upload(self, upload_id: str) -> int:
         count = await self.session.scalar(

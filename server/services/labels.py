@@ -8,7 +8,6 @@ row (superseded_at) and inserts a new one, so the history stays.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +22,7 @@ from ml.labeling.hits import INTENT_VALUES, SENTIMENT_VALUES, SINGLE_VALUED_KEYS
 from server.db.models import Job, Label, Labeler, Message
 from server.db.repositories import (
     JobRepository,
+    LabelerRepository,
     LabelRepository,
     MessageRepository,
     UploadRepository,
@@ -258,9 +258,7 @@ async def start_labeling(
         if use_model:
             if labeler_id is None:
                 raise InvalidInput("name the classifier to use", field="classifierId")
-            labeler = await session.scalar(
-                select(Labeler).where(Labeler.user_id == user_id, Labeler.id == labeler_id)
-            )
+            labeler = await LabelerRepository(session, user_id).get(labeler_id)
             if labeler is None:
                 raise NotFound("no such classifier", field="classifierId")
             if labeler.status != "ready":
@@ -337,14 +335,5 @@ async def start_training(
 
 
 async def labelers(session: AsyncSession, user_id: str) -> list[Labeler]:
-    rows = await session.scalars(
-        select(Labeler).where(Labeler.user_id == user_id).order_by(Labeler.created_at.desc())
-    )
-    return list(rows.all())
-
-
-def group_by_message(labels: Sequence[Label]) -> dict[str, list[Label]]:
-    grouped: defaultdict[str, list[Label]] = defaultdict(list)
-    for label in labels:
-        grouped[label.message_id].append(label)
-    return grouped
+    statement = LabelerRepository(session, user_id).select().order_by(Labeler.created_at.desc())
+    return list((await session.scalars(statement)).all())
