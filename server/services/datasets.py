@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ml.datasets import DatasetMessage, DatasetSpec, RenderedExample, SpecError, preview
 from server.db.models import Dataset, Job, Label, Message
-from server.db.repositories import DatasetRepository, JobRepository, UploadRepository
+from server.db.repositories import DatasetRepository, UploadRepository
 from server.db.session import SessionMaker
 from server.db.types import new_id
 from server.resources import Resources
@@ -95,14 +95,13 @@ async def create_dataset(
                     object_key=dataset_prefix(user_id, dataset_id),
                 )
             )
-            job = JobRepository(session, user_id).add(
-                jobs.new_job(
-                    user_id,
-                    EXPORT_JOB,
-                    resources,
-                    subject_id=dataset_id,
-                    arguments={"dataset_id": dataset_id},
-                )
+            job = jobs.add_job(
+                session,
+                resources,
+                user_id,
+                EXPORT_JOB,
+                subject_id=dataset_id,
+                arguments={"dataset_id": dataset_id},
             )
             try:
                 await session.commit()

@@ -68,6 +68,20 @@ def new_job(
     )
 
 
+def add_job(
+    session: AsyncSession,
+    resources: Resources,
+    user_id: str,
+    name: str,
+    *,
+    subject_id: str | None,
+    arguments: dict[str, Any],
+) -> Job:
+    """A queued jobs row for `name`, added to the session (enqueue it after the commit)."""
+    job = new_job(user_id, name, resources, subject_id=subject_id, arguments=arguments)
+    return JobRepository(session, user_id).add(job)
+
+
 async def enqueue(resources: Resources, job: Job) -> None:
     """Put a committed job on its queue; a queue failure fails the row rather than leaving it."""
     try:

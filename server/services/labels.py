@@ -21,7 +21,6 @@ from ml.labeling import KEYS, RulesError, RuleSet
 from ml.labeling.hits import INTENT_VALUES, SENTIMENT_VALUES, SINGLE_VALUED_KEYS
 from server.db.models import Job, Label, Labeler, Message
 from server.db.repositories import (
-    JobRepository,
     LabelerRepository,
     LabelRepository,
     MessageRepository,
@@ -263,19 +262,18 @@ async def start_labeling(
                 raise NotFound("no such classifier", field="classifierId")
             if labeler.status != "ready":
                 raise InvalidInput("the classifier is not trained yet", field="classifierId")
-        job = JobRepository(session, user_id).add(
-            jobs.new_job(
-                user_id,
-                LABEL_JOB,
-                resources,
-                subject_id=upload_id,
-                arguments={
-                    "upload_id": upload_id,
-                    "rules": rules if use_rules else None,
-                    "use_rules": use_rules,
-                    "labeler_id": labeler_id if use_model else None,
-                },
-            )
+        job = jobs.add_job(
+            session,
+            resources,
+            user_id,
+            LABEL_JOB,
+            subject_id=upload_id,
+            arguments={
+                "upload_id": upload_id,
+                "rules": rules if use_rules else None,
+                "use_rules": use_rules,
+                "labeler_id": labeler_id if use_model else None,
+            },
         )
         await session.commit()
     await jobs.enqueue(resources, job)
@@ -315,19 +313,18 @@ async def start_training(
             object_key=labeler_key(user_id, labeler_id),
         )
         session.add(labeler)
-        job = JobRepository(session, user_id).add(
-            jobs.new_job(
-                user_id,
-                TRAIN_JOB,
-                resources,
-                subject_id=labeler_id,
-                arguments={
-                    "labeler_id": labeler_id,
-                    "upload_ids": list(upload_ids) if upload_ids else None,
-                    "encoder": encoder,
-                    "min_rule_score": min_rule_score,
-                },
-            )
+        job = jobs.add_job(
+            session,
+            resources,
+            user_id,
+            TRAIN_JOB,
+            subject_id=labeler_id,
+            arguments={
+                "labeler_id": labeler_id,
+                "upload_ids": list(upload_ids) if upload_ids else None,
+                "encoder": encoder,
+                "min_rule_score": min_rule_score,
+            },
         )
         await session.commit()
     await jobs.enqueue(resources, job)

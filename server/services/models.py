@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ml.training.config import TrainConfig
 from ml.training.errors import TrainConfigError
 from server.db.models import Job, Model
-from server.db.repositories import DatasetRepository, JobRepository, ModelRepository
+from server.db.repositories import DatasetRepository, ModelRepository
 from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
@@ -84,10 +84,13 @@ async def start_training(
                 object_key=artifact_key(user_id, model_id),
             )
         )
-        job = JobRepository(session, user_id).add(
-            jobs.new_job(
-                user_id, TRAIN_JOB, resources, subject_id=model_id, arguments={"model_id": model_id}
-            )
+        job = jobs.add_job(
+            session,
+            resources,
+            user_id,
+            TRAIN_JOB,
+            subject_id=model_id,
+            arguments={"model_id": model_id},
         )
         await session.commit()
     await jobs.enqueue(resources, job)
@@ -104,14 +107,13 @@ async def start_export(resources: Resources, user_id: str, model_id: str) -> Job
             raise InvalidInput("the model is not trained yet", field="id")
         if model.method != "lora":
             raise InvalidInput("a full fine-tune has nothing to merge: download it", field="merged")
-        job = JobRepository(session, user_id).add(
-            jobs.new_job(
-                user_id,
-                EXPORT_JOB,
-                resources,
-                subject_id=model_id,
-                arguments={"model_id": model_id},
-            )
+        job = jobs.add_job(
+            session,
+            resources,
+            user_id,
+            EXPORT_JOB,
+            subject_id=model_id,
+            arguments={"model_id": model_id},
         )
         await session.commit()
     await jobs.enqueue(resources, job)

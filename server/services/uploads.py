@@ -99,14 +99,13 @@ async def create_upload(
                     self_name=self_name.strip() if self_name else None,
                 )
             )
-            job = JobRepository(session, user_id).add(
-                jobs.new_job(
-                    user_id,
-                    PARSE_JOB,
-                    resources,
-                    subject_id=upload_id,
-                    arguments={"upload_id": upload_id},
-                )
+            job = jobs.add_job(
+                session,
+                resources,
+                user_id,
+                PARSE_JOB,
+                subject_id=upload_id,
+                arguments={"upload_id": upload_id},
             )
             await session.commit()
     except BaseException:
@@ -124,14 +123,13 @@ async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[U
             raise NotFound("no such upload", field="id")
         if await _active_parse(session, user_id, upload_id):
             raise Conflict("the upload is being parsed already", field="id")
-        job = JobRepository(session, user_id).add(
-            jobs.new_job(
-                user_id,
-                PARSE_JOB,
-                resources,
-                subject_id=upload_id,
-                arguments={"upload_id": upload_id},
-            )
+        job = jobs.add_job(
+            session,
+            resources,
+            user_id,
+            PARSE_JOB,
+            subject_id=upload_id,
+            arguments={"upload_id": upload_id},
         )
         upload.status = "uploaded"
         upload.error = None
