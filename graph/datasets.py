@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph.context import Info
+from graph.downloads import download_link
 from graph.errors import InvalidInputError, NotFoundError, user_error
 from graph.jobs import Job
 from server.db.models import Dataset as DatasetRow
@@ -171,19 +172,16 @@ class Dataset:
     ) -> str | None:
         if self.status != DatasetStatus.READY:
             return None
-        expires_in = max(60, min(expires_in, 7 * 24 * 3600))
-        storage = info.context.resources.storage
-        filename = f"{self.name}-v{self.version}-{file.value}"
         async with info.context.resources.sessionmaker() as session:
             row = await DatasetRepository(session, info.context.user_id).get(self.id)
         if row is None:
             return None
-        url = await storage.url(
-            row.object_key + file.value, expires_in=expires_in, filename=filename
+        return await download_link(
+            info,
+            row.object_key + file.value,
+            expires_in=expires_in,
+            filename=f"{self.name}-v{self.version}-{file.value}",
         )
-        if url.startswith("/"):
-            url = str(info.context.request.base_url).rstrip("/") + url
-        return url
 
     @classmethod
     def from_row(cls, row: DatasetRow) -> Dataset:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from enum import Enum
 
 import strawberry
+from graphql import GraphQLError
 
 from server.services import errors
 
@@ -74,6 +75,11 @@ ERROR_TYPES: dict[type[errors.ServiceError], type[UserError]] = {
     errors.RateLimited: RateLimitedError,
     errors.Unavailable: UnavailableError,
 }
+
+
+def query_error(error: errors.ServiceError) -> GraphQLError:
+    """A service failure in a query (queries have no payload union): a coded GraphQL error."""
+    return GraphQLError(error.message, extensions={"code": error.code, "field": error.field})
 
 
 def user_error(error: errors.ServiceError) -> UserError:

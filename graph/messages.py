@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from graph.context import Info
+from graph.errors import query_error
 from graph.labels import Label
 from graph.pagination import Connection, Edge, PageInfo, page_size
 from server.services import labels as label_service
@@ -140,7 +141,7 @@ class MessageQueries:
                     session, user_id, upload_id, where, first=size, after=after
                 )
             except InvalidInput as error:
-                raise GraphQLError(error.message, extensions={"code": error.code}) from None
+                raise query_error(error) from None
 
         async def total() -> int:
             async with sessionmaker() as session:

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.datasets import Dataset
+from graph.downloads import download_link
 from graph.errors import ConflictError, InvalidInputError, NotFoundError, user_error
 from graph.jobs import Job
 from server.db.models import Model as ModelRow
@@ -161,18 +162,12 @@ class Model:
             return None
         user_id = info.context.user_id
         key = model_service.export_key(user_id, self.id, merged)
-        storage = info.context.resources.storage
-        if await storage.size(key) is None:
+        if await info.context.resources.storage.size(key) is None:
             return None
         suffix = "merged" if merged else self.method.value
-        url = await storage.url(
-            key,
-            expires_in=max(60, min(expires_in, 7 * 24 * 3600)),
-            filename=f"{self.name}-{suffix}.tar",
+        return await download_link(
+            info, key, expires_in=expires_in, filename=f"{self.name}-{suffix}.tar"
         )
-        if url.startswith("/"):
-            url = str(info.context.request.base_url).rstrip("/") + url
-        return url
 
     @classmethod
     def from_row(cls, row: ModelRow) -> Model:

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload as FileUpload
 
@@ -21,6 +19,7 @@ from graph.errors import (
     RateLimitedError,
     TooLargeError,
     UnavailableError,
+    query_error,
     user_error,
 )
 from graph.jobs import Job
@@ -29,7 +28,7 @@ from server.db.models import Upload as UploadRow
 from server.db.repositories import UploadRepository
 from server.services import uploads as upload_service
 from server.services.errors import InvalidInput, ServiceError, Unavailable
-from server.storage import CHUNK_SIZE, StorageError
+from server.storage import StorageError
 
 
 @strawberry.enum
@@ -129,11 +128,6 @@ SetSelfPayload = Annotated[
 UploadConnection = Connection[Upload]
 
 
-async def file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK_SIZE):
-        yield chunk
-
-
 @strawberry.type
 class UploadQueries:
     @strawberry.field(description="Your uploads, newest first.")
@@ -149,7 +143,7 @@ class UploadQueries:
                     session, user_id, first=size, after=after
                 )
             except InvalidInput as error:
-                raise GraphQLError(error.message, extensions={"code": error.code}) from None
+                raise query_error(error) from None
 
         async def total() -> int:
             async with sessionmaker() as session:
@@ -212,7 +206,7 @@ class UploadMutations:
                 user_id,
                 filename=file.filename,
                 content_type=file.content_type,
-                chunks=file_chunks(file),
+                chunks=upload_service.form_file_chunks(file),
                 self_name=self_name,
                 timezone=timezone,
             )

@@ -31,7 +31,7 @@ from server.services.errors import (
     Unavailable,
 )
 from server.services.messages import LabelCondition, MessageFilter
-from server.storage import CHUNK_SIZE, StorageError
+from server.storage import StorageError
 
 STATUS = {
     "NOT_FOUND": 404,
@@ -94,11 +94,6 @@ def upload_json(upload: Upload) -> dict[str, Any]:
     }
 
 
-async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK_SIZE):
-        yield chunk
-
-
 @authenticated
 async def create_upload(request: Request, resources: Resources, principal: Principal) -> Response:
     async with request.form(max_files=1, max_fields=10) as form:
@@ -113,7 +108,7 @@ async def create_upload(request: Request, resources: Resources, principal: Princ
                 principal.user_id,
                 filename=file.filename,
                 content_type=file.content_type,
-                chunks=_chunks(file),
+                chunks=upload_service.form_file_chunks(file),
                 self_name=self_name if isinstance(self_name, str) and self_name else None,
                 timezone=timezone if isinstance(timezone, str) and timezone else None,
             )

@@ -7,13 +7,14 @@ import base64
 import binascii
 import logging
 import posixpath
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 
 from server.db.models import Job, Message, Upload
 from server.db.repositories import JobRepository, MessageRepository, UploadRepository
@@ -21,7 +22,7 @@ from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
 from server.services.errors import Conflict, InvalidInput, NotFound, TooLarge
-from server.storage import ObjectTooLarge
+from server.storage import CHUNK_SIZE, ObjectTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ class Sender:
     name: str
     message_count: int
     is_self: bool | None
+
+
+async def form_file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    """A multipart file part (spooled by Starlette) as a stream of chunks."""
+    while chunk := await file.read(CHUNK_SIZE):
+        yield chunk
 
 
 def upload_key(user_id: str, upload_id: str) -> str:
