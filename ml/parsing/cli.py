@@ -12,7 +12,9 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import IO, Any, BinaryIO, NoReturn, cast
+from typing import IO, BinaryIO, NoReturn, cast
+
+import orjson
 
 from ml.parsing.api import FAMILIES, diagnose, parse
 from ml.parsing.errors import ParseError
@@ -21,27 +23,9 @@ from ml.parsing.model import ParsedMessage
 PROG = "weft parse"
 _BATCH = 1024
 
-try:
-    import orjson
 
-    def _encode(message: ParsedMessage) -> bytes:
-        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
-
-except ImportError:  # pragma: no cover - orjson is a dependency of weft
-    import json
-
-    def _encode(message: ParsedMessage) -> bytes:
-        record: dict[str, Any] = {
-            "sender": message.sender,
-            "sender_id": message.sender_id,
-            "timestamp": message.timestamp.isoformat(),
-            "text": message.text,
-            "kind": message.kind,
-            "is_self": message.is_self,
-            "raw": message.raw,
-            "key": message.key,
-        }
-        return (json.dumps(record, ensure_ascii=False) + "\n").encode()
+def _encode(message: ParsedMessage) -> bytes:
+    return orjson.dumps(message._asdict(), option=orjson.OPT_APPEND_NEWLINE)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ml.kinds import KINDS
 
 __all__ = ["KINDS", "Attempt", "ParsedMessage"]
 
 
-@dataclass(slots=True)
-class ParsedMessage:
+class ParsedMessage(NamedTuple):
     """One chat message, whatever the export it came from.
 
     ``sender`` is a display name ("" for system notices), ``sender_id`` the wxid or other id
@@ -22,6 +21,9 @@ class ParsedMessage:
     "you" are. ``raw`` is JSON-serializable: what the source says beyond the text. ``key`` is
     stable across overlapping exports: ``id:<server id>`` where the exporter has one, else
     ``h:<epoch>:<crc of sender and text>``; at most 64 characters.
+
+    A named tuple, so that the native readers (``_speedups.c``) can build one without calling
+    Python code; ``_asdict()`` gives the JSON record.
     """
 
     sender: str

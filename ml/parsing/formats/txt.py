@@ -28,11 +28,13 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TextIO
 from zlib import crc32
 
+from ml.parsing import native
 from ml.parsing.bodies import MEMOTRACE_REFER, chatlog_body, common_body, memotrace_body
-from ml.parsing.clock import regular_hour
+from ml.parsing.clock import SECOND_DELTAS, Clock, regular_hour
 from ml.parsing.errors import ParseError
 from ml.parsing.formats.base import Context, Format, Sniff, accept, reject
 from ml.parsing.kinds import system_kind
@@ -47,7 +49,9 @@ _TIME = (
 )
 
 # MemoTrace's own layout, read on a fast path: fixed-width time, then the name.
-_MEMOTRACE = re.compile(_GAP + r"(\d{4}-[01]\d-[0-3]\d [0-2]\d:[0-5]\d:[0-5]\d) ?([^\n]*)")
+# Every part is a group so that a header rejected in context goes back into the body verbatim.
+_MEMOTRACE = re.compile(r"(\n[ \t]*\n)(\d{4}-[01]\d-[0-3]\d [0-2]\d:[0-5]\d:[0-5]\d)( ?)([^\n]*)")
+_MEMOTRACE_GROUPS = 4
 _TIME_FIRST = re.compile(
     _GAP + _DATE + r"[ T]+" + _TIME + r"(?:[ \t]+(?P<name>[^\n]*))?[ \t]*(?=\n|\Z)"
 )
@@ -201,102 +205,167 @@ def parse_memotrace(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedM
     return _parse_memotrace_fast(stream, ctx)
 
 
+class _MemoTraceState:
+    """What reading one MemoTrace TXT file keeps from buffer to buffer.
+
+    The native reader (``_speedups.memotrace_txt``) reads the same attributes and calls the
+    same helpers for everything but plain text, so both readers build identical messages.
+    """
+
+    __slots__ = (
+        "bare",
+        "body",
+        "clock",
+        "deltas",
+        "from_epoch",
+        "hour_starts",
+        "keys",
+        "member",
+        "message",
+        "self_name",
+        "senders",
+        "system_crc",
+    )
+
+    def __init__(self, ctx: Context) -> None:
+        self.clock = ctx.clock
+        self.keys = ctx.keys
+        self.self_name = ctx.self_name
+        self.member = ctx.member
+        self.message = ParsedMessage
+        self.body = memotrace_body
+        self.bare = _bare_header
+        self.from_epoch = partial(datetime.fromtimestamp, tz=ctx.clock.tz)
+        self.deltas = SECOND_DELTAS
+        self.system_crc = _SYSTEM_CRC
+        self.hour_starts: dict[str, datetime | None] = {}
+        self.senders: dict[str, tuple[str, int]] = {}
+
+    def hour(self, stamp: str) -> tuple[int, datetime | None]:
+        """(epoch, datetime or None in a DST hour) of the hour "YYYY-MM-DD HH"; ValueError if
+        there is no such hour."""
+        base = self.clock.hours.get(stamp)
+        if base is None:
+            base = self.clock.hour_start(stamp)
+        starts = self.hour_starts
+        if stamp not in starts:
+            if len(starts) > 10_000:
+                starts.clear()
+            starts[stamp] = regular_hour(base, self.clock.tz)
+        return base, starts[stamp]
+
+    def sender(self, name: str) -> tuple[str, int]:
+        """(display name, CRC of the name and the unit separator) of a header's name."""
+        clean = _unescape_name(name)
+        known = self.senders[name] = (clean, crc32(f"{clean}{_UNIT}".encode()))
+        return known
+
+
 def _parse_memotrace_fast(stream: TextIO, ctx: Context) -> Iterator[ParsedMessage]:
-    # The hot loop of the 1M-message benchmark, kept in one generator (each generator layer
-    # costs per message). re.split cuts a whole chunk into (time, name, body) triples in C,
-    # so there is no Match object per message. No strptime: the epoch is the hour's (cached)
-    # plus a table lookup of "MM:SS", and the datetime is the hour's datetime plus a cached
-    # timedelta (fromtimestamp only in hours that hold a DST change). Keys are made inline,
-    # the same as KeyMaker.hashed, continuing a per-sender CRC. The last header of a chunk
-    # and its body are carried into the next chunk and split again there.
+    # The hot path of the 1M-message benchmark: a buffer at a time, in C where _speedups is
+    # built. The last header of a buffer and its body are carried into the next buffer (the
+    # body may go on there) and read again.
+    state = _MemoTraceState(ctx)
+    speedups = native.speedups
     limit = ctx.limits.max_field_chars
-    split = _MEMOTRACE.split
-    hours = ctx.clock.hours
-    tz = ctx.clock.tz
-    from_epoch = datetime.fromtimestamp
-    keys = ctx.keys
-    self_name = ctx.self_name
-    member = ctx.member
-    message = ParsedMessage
-    minute_seconds = _MINUTE_SECONDS
-    minute_deltas = _MINUTE_DELTAS
-    special = _SPECIAL_FIRST
-    hour_starts: dict[str, datetime | None] = {}
-    senders: dict[str, tuple[str, int]] = {}
     carry = "\n\n"
     while True:
-        chunk = stream.read(CHUNK_CHARS)
+        # Reading at least the carry's length keeps a long body from being rescanned often.
+        chunk = stream.read(max(CHUNK_CHARS, len(carry)))
         eof = not chunk
-        parts = split(carry + chunk if chunk else carry)
-        if len(parts) == 1:
-            if eof:
-                return
-            # No header yet: keep the text in case one straddles the chunks.
-            if len(parts[0]) > limit:
-                _too_long(limit, True)
-            carry = parts[0]
-            continue
-        stamps, names, bodies = _accepted(parts, ctx)
-        if not eof:
-            carry = f"\n\n{stamps.pop()} {names.pop()}{bodies.pop()}"
-            if len(carry) > limit:
-                _too_long(limit, False)
-        key_epoch, key_first, key_seen = keys.epoch, keys.first, keys.seen
-        raw: dict[str, Any]
-        if len(hour_starts) > 10_000:
-            hour_starts.clear()
-        for stamp, name, raw_body in zip(stamps, names, bodies, strict=True):
-            hour = stamp[:13]
-            minute_second = stamp[14:19]
-            epoch = hours[hour] + minute_seconds[minute_second]
-            start = hour_starts.get(hour)
-            if start is None and hour not in hour_starts:
-                start = hour_starts[hour] = regular_hour(hours[hour], tz)
-            when = start + minute_deltas[minute_second] if start else from_epoch(epoch, tz)
-            if raw_body[-1:] in _TRAILING:
-                raw_body = raw_body.rstrip()
-            if raw_body:
-                body = raw_body[1:]
-                if body[:1] not in special and MEMOTRACE_REFER not in body:
-                    kind, text, raw = "text", body, {}
-                else:
-                    kind, text, raw = memotrace_body(body)
-                known = senders.get(name)
-                if known is None:
-                    clean = _unescape_name(name)
-                    known = senders[name] = (clean, crc32(f"{clean}{_UNIT}".encode()))
-                sender, sender_crc = known
-                is_self = None if self_name is None else sender == self_name
-            else:
-                kind, text, raw, sender = _bare_header(name)
-                sender_crc = _SYSTEM_CRC
-                is_self = None
-            if member is not None:
-                raw["member"] = member
-            key = f"h:{epoch}:{crc32(text.encode(), sender_crc)}"
-            if epoch != key_epoch:
-                key_epoch, key_first, key_seen = epoch, key, None
-            else:
-                if key_seen is None:
-                    key_seen = {key_first: 1}
-                count = key_seen.get(key, 0)
-                key_seen[key] = count + 1
-                if count:
-                    key = f"{key}:{count}"
-            yield message(sender, None, when, text, kind, is_self, raw, key)
-        keys.epoch, keys.first, keys.seen = key_epoch, key_first, key_seen
+        buffer = carry + chunk if chunk else carry
+        read = None if speedups is None else speedups.memotrace_txt(buffer, eof, state)
+        if read is None:
+            messages, carry, headers = _memotrace_buffer(buffer, eof, state)
+        else:
+            messages, consumed, headers = read
+            carry = buffer[consumed:]
+        yield from messages
         if eof:
             return
+        if len(carry) > limit:
+            _too_long(limit, headers == 0)
 
 
-def _accepted(parts: list[str], ctx: Context) -> tuple[list[str], list[str], list[str]]:
-    """(stamps, names, bodies) of a split chunk, with body-line look-alikes merged.
+def _memotrace_buffer(
+    buffer: str, eof: bool, state: _MemoTraceState
+) -> tuple[list[ParsedMessage], str, int]:
+    """(messages, carry, headers) of one buffer: the Python twin of _speedups.memotrace_txt.
+
+    No strptime: the epoch is the hour's (cached) plus a table lookup of "MM:SS", and the
+    datetime the hour's datetime plus a cached timedelta (fromtimestamp only in hours that
+    hold a DST change). Keys are made inline, the same as KeyMaker.hashed, continuing a
+    per-sender CRC.
+    """
+    parts = _MEMOTRACE.split(buffer)
+    headers = _accepted(parts, state.clock)
+    count = len(headers[1])
+    if not count:
+        return [], "" if eof else buffer, 0
+    carry = "" if eof else "".join(column.pop() for column in headers)
+    _, stamps, _, names, bodies = headers
+    hour = state.hour
+    senders = state.senders
+    self_name = state.self_name
+    member = state.member
+    message = ParsedMessage
+    keys = state.keys
+    key_epoch, key_first, key_seen = keys.epoch, keys.first, keys.seen
+    raw: dict[str, Any]
+    messages = []
+    last_hour = ""
+    base, start = 0, None
+    for stamp, name, raw_body in zip(stamps, names, bodies, strict=True):
+        minute_second = stamp[14:19]
+        if stamp[:13] != last_hour:
+            last_hour = stamp[:13]
+            base, start = hour(last_hour)
+        epoch = base + _MINUTE_SECONDS[minute_second]
+        when = start + _MINUTE_DELTAS[minute_second] if start else state.from_epoch(epoch)
+        if raw_body[-1:] in _TRAILING:
+            raw_body = raw_body.rstrip()
+        if raw_body:
+            body = raw_body[1:]
+            if body[:1] not in _SPECIAL_FIRST and MEMOTRACE_REFER not in body:
+                kind, text, raw = "text", body, {}
+            else:
+                kind, text, raw = memotrace_body(body)
+            sender, sender_crc = senders.get(name) or state.sender(name)
+            is_self = None if self_name is None else sender == self_name
+        else:
+            kind, text, raw, sender = _bare_header(name)
+            sender_crc = _SYSTEM_CRC
+            is_self = None
+        if member is not None:
+            raw["member"] = member
+        key = f"h:{epoch}:{crc32(text.encode(), sender_crc)}"
+        if epoch != key_epoch:
+            key_epoch, key_first, key_seen = epoch, key, None
+        else:
+            if key_seen is None:
+                key_seen = {key_first: 1}
+            count = key_seen.get(key, 0)
+            key_seen[key] = count + 1
+            if count:
+                key = f"{key}:{count}"
+        messages.append(message(sender, None, when, text, kind, is_self, raw, key))
+    keys.epoch, keys.first, keys.seen = key_epoch, key_first, key_seen
+    return messages, carry, count
+
+
+Headers = list[list[str]]
+"""[gaps, stamps, spaces, names, bodies]: the parts of a split buffer, one list each."""
+
+
+def _accepted(parts: list[str], clock: Clock) -> Headers:
+    """The headers of a split buffer, with body lines that only look like headers merged.
 
     A header counts only if its time is real and not earlier than the previous header's; a
-    rejected one goes back into the previous body.
+    rejected one goes back into the previous body as it was written (one before the first
+    header is text before the export starts, and is dropped).
     """
-    stamps = parts[1::3]
-    clock = ctx.clock
+    step = _MEMOTRACE_GROUPS + 1
+    stamps = parts[2::step]
     hours = clock.hours
     real = True
     for hour in set(map(_HOUR, stamps)):
@@ -306,20 +375,20 @@ def _accepted(parts: list[str], ctx: Context) -> tuple[list[str], list[str], lis
             except ValueError:
                 real = False
     if real and stamps == sorted(stamps):
-        return stamps, parts[2::3], parts[3::3]
-    kept: list[list[str]] = []
-    for index in range(1, len(parts), 3):
-        stamp, name, body = parts[index], parts[index + 1], parts[index + 2]
+        return [parts[offset::step] for offset in range(1, step + 1)]
+    kept: Headers = []
+    for index in range(1, len(parts), step):
+        header = parts[index : index + step]
         try:
-            clock.epoch_iso(stamp)
+            clock.epoch_iso(header[1])
             valid = True
         except ValueError:
             valid = False
-        if kept and (not valid or stamp < kept[-1][0]):
-            kept[-1][2] += f"\n\n{stamp} {name}{body}"
+        if kept and (not valid or header[1] < kept[-1][1]):
+            kept[-1][-1] += "".join(header)
         elif valid:
-            kept.append([stamp, name, body])
-    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+            kept.append(header)
+    return [list(column) for column in zip(*kept, strict=True)] if kept else [[]] * step
 
 
 def _self_flag(ctx: Context, sender: str, kind: str) -> bool | None:

@@ -125,7 +125,7 @@ def test_json_values_are_made_storable() -> None:
     assert message.raw["n"] == str(10**40)
     assert message.raw["f"] is None
     assert len(message.key) <= 64
-    orjson.dumps(message)
+    orjson.dumps(message._asdict())
 
 
 def test_export_with_no_messages() -> None:
