@@ -245,13 +245,17 @@ typedef struct {
     int year, month, day, hour;
 } Hour;
 
-static void
+static int
 hour_set(Hour *hour, PyObject *start)
 {
     hour->start = start;
     hour->whole = 0;
     if (start == Py_None)
-        return;
+        return 0;
+    if (!PyDateTime_Check(start)) {
+        PyErr_SetString(PyExc_TypeError, "an hour must start at a datetime or None");
+        return -1;
+    }
     hour->tz = PyDateTime_DATE_GET_TZINFO(start);
     hour->whole = PyDateTime_DATE_GET_MINUTE(start) == 0 &&
                   PyDateTime_DATE_GET_SECOND(start) == 0 &&
@@ -260,6 +264,7 @@ hour_set(Hour *hour, PyObject *start)
     hour->month = PyDateTime_GET_MONTH(start);
     hour->day = PyDateTime_GET_DAY(start);
     hour->hour = PyDateTime_DATE_GET_HOUR(start);
+    return 0;
 }
 
 static PyObject *
@@ -632,7 +637,8 @@ memotrace_txt(PyObject *module, PyObject *args)
         if (base == -1 && PyErr_Occurred())
             goto done;
         Hour hour;
-        hour_set(&hour, PyTuple_GET_ITEM(found, 1));
+        if (hour_set(&hour, PyTuple_GET_ITEM(found, 1)) < 0)
+            goto done;
         int offset = head->minute * 60 + head->second;
         long long epoch = base + offset;
         PyObject *when = hour_datetime(&hour, epoch, offset, s.from_epoch, s.deltas);
@@ -1061,7 +1067,8 @@ csv_message(CsvState *s, Record *r, Keys *keys, long long *last_hour, Hour *hour
         if (start == NULL)
             return NULL;
         Py_XSETREF(*hour_start, start);
-        hour_set(hour, start);
+        if (hour_set(hour, start) < 0)
+            return NULL;
         *last_hour = hour_index;
     }
     PyObject *when = NULL, *wxid = NULL, *sender = NULL, *kind = NULL, *text = NULL;
