@@ -1,6 +1,6 @@
 /*
  * Native readers for the two export layouts that carry most messages: MemoTrace's TXT and
- * MemoTrace's CSV. Each takes one buffer of decoded text and returns the messages in it, built
+ * MemoTrace's CSV (and, at the end, the JSON lines that `weft parse` prints). Each takes one buffer of decoded text and returns the messages in it, built
  * exactly as the Python readers in formats/txt.py and formats/csvfmt.py build them; those stay
  * the reference (tests compare the two on the fixture corpus and on generated input) and the
  * fallback where this module is not compiled. Anything rare (a non-text body, a system notice,
@@ -73,6 +73,7 @@ crc_text(PyObject *text, uint32_t *crc)
 
 static PyObject *str_text, *str_member, *str_epoch, *str_first, *str_seen, *str_refer;
 static PyObject *str_local_id, *str_chat_id, *str_system, *str_recall, *str_empty;
+static PyObject *str_utcoffset;
 
 /* A borrowed-free attribute fetch: a new reference, or NULL with the error set. */
 static PyObject *
@@ -1253,6 +1254,290 @@ done:
     return result;
 }
 
+/* ---- JSON lines for `weft parse` ---------------------------------------------------------- */
+
+/* A growing byte buffer. */
+typedef struct {
+    char *data;
+    Py_ssize_t used, size;
+} Out;
+
+static int
+out_reserve(Out *out, Py_ssize_t more)
+{
+    if (out->used + more <= out->size)
+        return 0;
+    Py_ssize_t size = out->size ? out->size : 1 << 16;
+    while (size < out->used + more)
+        size *= 2;
+    char *grown = PyMem_Realloc(out->data, size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->data = grown;
+    out->size = size;
+    return 0;
+}
+
+static int
+out_ascii(Out *out, const char *text, Py_ssize_t length)
+{
+    if (out_reserve(out, length) < 0)
+        return -1;
+    memcpy(out->data + out->used, text, length);
+    out->used += length;
+    return 0;
+}
+
+#define OUT_LITERAL(out, text) out_ascii((out), (text), (Py_ssize_t)sizeof(text) - 1)
+
+/* A JSON string as orjson writes one: UTF-8, escaping only '"', '\\' and control characters.
+ * 1 if the text holds a lone surrogate (orjson refuses those: the caller falls back). */
+static int
+out_string(Out *out, PyObject *text)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (out_reserve(out, 2 + 6 * n) < 0) /* the most one character can take */
+        return -1;
+    char *at = out->data + out->used;
+    *at++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch < 0x80) {
+            if (ch >= 0x20 && ch != '"' && ch != '\\') {
+                *at++ = (char)ch;
+                continue;
+            }
+            *at++ = '\\';
+            switch (ch) {
+            case '"': *at++ = '"'; break;
+            case '\\': *at++ = '\\'; break;
+            case '\b': *at++ = 'b'; break;
+            case '\t': *at++ = 't'; break;
+            case '\n': *at++ = 'n'; break;
+            case '\f': *at++ = 'f'; break;
+            case '\r': *at++ = 'r'; break;
+            default:
+                *at++ = 'u';
+                *at++ = '0';
+                *at++ = '0';
+                *at++ = "0123456789abcdef"[ch >> 4];
+                *at++ = "0123456789abcdef"[ch & 15];
+            }
+        }
+        else if (ch < 0x800) {
+            *at++ = (char)(0xC0 | (ch >> 6));
+            *at++ = (char)(0x80 | (ch & 0x3F));
+        }
+        else if (ch < 0x10000) {
+            if (ch >= 0xD800 && ch <= 0xDFFF)
+                return 1;
+            *at++ = (char)(0xE0 | (ch >> 12));
+            *at++ = (char)(0x80 | ((ch >> 6) & 0x3F));
+            *at++ = (char)(0x80 | (ch & 0x3F));
+        }
+        else {
+            *at++ = (char)(0xF0 | (ch >> 18));
+            *at++ = (char)(0x80 | ((ch >> 12) & 0x3F));
+            *at++ = (char)(0x80 | ((ch >> 6) & 0x3F));
+            *at++ = (char)(0x80 | (ch & 0x3F));
+        }
+    }
+    *at++ = '"';
+    out->used = at - out->data;
+    return 0;
+}
+
+static char *
+two_digits(char *at, int value)
+{
+    *at++ = (char)('0' + value / 10);
+    *at++ = (char)('0' + value % 10);
+    return at;
+}
+
+/* The UTC offset of the last minute asked about: messages come minutes apart or closer. */
+typedef struct {
+    PyObject *tz; /* borrowed: compared by identity only */
+    long long minute;
+    long offset;
+} Offset;
+
+/* "2023-01-01T08:00:00+08:00": 0, or 1 for what orjson should write (no offset, an offset
+ * with seconds, microseconds, a year before 1000). */
+static int
+out_datetime(Out *out, PyObject *when, Offset *cache)
+{
+    if (!PyDateTime_Check(when) || PyDateTime_DATE_GET_MICROSECOND(when) ||
+        PyDateTime_GET_YEAR(when) < 1000)
+        return 1;
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(when);
+    long long minute =
+        ((((PyDateTime_GET_YEAR(when) * 100LL + PyDateTime_GET_MONTH(when)) * 100 +
+           PyDateTime_GET_DAY(when)) * 100 + PyDateTime_DATE_GET_HOUR(when)) * 100 +
+         PyDateTime_DATE_GET_MINUTE(when)) * 2 + PyDateTime_DATE_GET_FOLD(when);
+    long minutes = cache->offset;
+    if (tz != cache->tz || minute != cache->minute) {
+        PyObject *offset = PyObject_CallMethodNoArgs(when, str_utcoffset);
+        if (offset == NULL)
+            return -1;
+        if (!PyDelta_Check(offset) || PyDateTime_DELTA_GET_SECONDS(offset) % 60 ||
+            PyDateTime_DELTA_GET_MICROSECONDS(offset)) {
+            Py_DECREF(offset);
+            return 1;
+        }
+        minutes = (long)PyDateTime_DELTA_GET_DAYS(offset) * 1440 +
+                  PyDateTime_DELTA_GET_SECONDS(offset) / 60;
+        Py_DECREF(offset);
+        cache->tz = tz;
+        cache->minute = minute;
+        cache->offset = minutes;
+    }
+    char text[32], *at = text;
+    int year = PyDateTime_GET_YEAR(when);
+    at = two_digits(at, year / 100);
+    at = two_digits(at, year % 100);
+    *at++ = '-';
+    at = two_digits(at, PyDateTime_GET_MONTH(when));
+    *at++ = '-';
+    at = two_digits(at, PyDateTime_GET_DAY(when));
+    *at++ = 'T';
+    at = two_digits(at, PyDateTime_DATE_GET_HOUR(when));
+    *at++ = ':';
+    at = two_digits(at, PyDateTime_DATE_GET_MINUTE(when));
+    *at++ = ':';
+    at = two_digits(at, PyDateTime_DATE_GET_SECOND(when));
+    *at++ = minutes < 0 ? '-' : '+';
+    if (minutes < 0)
+        minutes = -minutes;
+    at = two_digits(at, (int)(minutes / 60));
+    *at++ = ':';
+    at = two_digits(at, (int)(minutes % 60));
+    if (OUT_LITERAL(out, "\"") < 0 || out_ascii(out, text, at - text) < 0 ||
+        OUT_LITERAL(out, "\"") < 0)
+        return -1;
+    return 0;
+}
+
+/* A flat {str: str} object; 1 for anything else (orjson writes it). */
+static int
+out_raw(Out *out, PyObject *raw)
+{
+    if (!PyDict_CheckExact(raw))
+        return 1;
+    Py_ssize_t at = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(raw, &at, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value))
+            return 1;
+    }
+    if (OUT_LITERAL(out, "{") < 0)
+        return -1;
+    at = 0;
+    int first = 1;
+    while (PyDict_Next(raw, &at, &key, &value)) {
+        int done;
+        if ((!first && OUT_LITERAL(out, ",") < 0) || (done = out_string(out, key)) < 0 ||
+            (done == 0 && OUT_LITERAL(out, ":") < 0) ||
+            (done == 0 && (done = out_string(out, value)) < 0))
+            return -1;
+        if (done)
+            return 1;
+        first = 0;
+    }
+    return OUT_LITERAL(out, "}");
+}
+
+/* One message as its JSON line: 0, 1 where orjson must write it, -1 on error. */
+static int
+out_message(Out *out, PyObject *message, Offset *cache)
+{
+    if (!PyTuple_Check(message) || PyTuple_GET_SIZE(message) != 8)
+        return 1;
+    PyObject *sender = PyTuple_GET_ITEM(message, 0), *sender_id = PyTuple_GET_ITEM(message, 1);
+    PyObject *when = PyTuple_GET_ITEM(message, 2), *text = PyTuple_GET_ITEM(message, 3);
+    PyObject *kind = PyTuple_GET_ITEM(message, 4), *is_self = PyTuple_GET_ITEM(message, 5);
+    PyObject *raw = PyTuple_GET_ITEM(message, 6), *key = PyTuple_GET_ITEM(message, 7);
+    if (!PyUnicode_CheckExact(sender) || !PyUnicode_CheckExact(text) ||
+        !PyUnicode_CheckExact(kind) || !PyUnicode_CheckExact(key) ||
+        (sender_id != Py_None && !PyUnicode_CheckExact(sender_id)) ||
+        (is_self != Py_None && is_self != Py_True && is_self != Py_False))
+        return 1;
+    Py_ssize_t start = out->used;
+    int done;
+#define STEP(call)                                                                             \
+    if ((done = (call)) != 0)                                                                  \
+        goto stop;
+    STEP(OUT_LITERAL(out, "{\"sender\":"));
+    STEP(out_string(out, sender));
+    STEP(OUT_LITERAL(out, ",\"sender_id\":"));
+    STEP(sender_id == Py_None ? OUT_LITERAL(out, "null") : out_string(out, sender_id));
+    STEP(OUT_LITERAL(out, ",\"timestamp\":"));
+    STEP(out_datetime(out, when, cache));
+    STEP(OUT_LITERAL(out, ",\"text\":"));
+    STEP(out_string(out, text));
+    STEP(OUT_LITERAL(out, ",\"kind\":"));
+    STEP(out_string(out, kind));
+    STEP(OUT_LITERAL(out, ",\"is_self\":"));
+    STEP(is_self == Py_None   ? OUT_LITERAL(out, "null")
+         : is_self == Py_True ? OUT_LITERAL(out, "true")
+                              : OUT_LITERAL(out, "false"));
+    STEP(OUT_LITERAL(out, ",\"raw\":"));
+    STEP(out_raw(out, raw));
+    STEP(OUT_LITERAL(out, ",\"key\":"));
+    STEP(out_string(out, key));
+    STEP(OUT_LITERAL(out, "}\n"));
+#undef STEP
+    return 0;
+stop:
+    out->used = start;
+    return done;
+}
+
+/* json_lines(messages, encode) -> bytes
+ *
+ * The messages as `weft parse` prints them, one JSON object per line, byte for byte what
+ * orjson writes for message._asdict(); a message this writer does not cover (nested raw
+ * values, unusual timestamps) is written by `encode(message)`.
+ */
+static PyObject *
+json_lines(PyObject *module, PyObject *args)
+{
+    PyObject *messages, *encode;
+    if (!PyArg_ParseTuple(args, "O!O:json_lines", &PyList_Type, &messages, &encode))
+        return NULL;
+    Out out = {0};
+    Offset cache = {NULL, -1, 0};
+    PyObject *result = NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(messages); k++) {
+        PyObject *message = PyList_GET_ITEM(messages, k);
+        int done = out_message(&out, message, &cache);
+        if (done < 0)
+            goto done;
+        if (done == 0)
+            continue;
+        PyObject *line = PyObject_CallOneArg(encode, message);
+        if (line == NULL)
+            goto done;
+        if (!PyBytes_Check(line)) {
+            Py_DECREF(line);
+            PyErr_SetString(PyExc_TypeError, "encode() must return bytes");
+            goto done;
+        }
+        int written = out_ascii(&out, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
+        Py_DECREF(line);
+        if (written < 0)
+            goto done;
+    }
+    result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.used);
+done:
+    PyMem_Free(out.data);
+    return result;
+}
+
 /* ---- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
@@ -1260,12 +1545,13 @@ static PyMethodDef methods[] = {
      "memotrace_txt(buffer, eof, state) -> (messages, consumed, headers) or None"},
     {"memotrace_csv", memotrace_csv, METH_VARARGS,
      "memotrace_csv(buffer, eof, state) -> (messages, consumed)"},
+    {"json_lines", json_lines, METH_VARARGS, "json_lines(messages, encode) -> bytes"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "ml.parsing._speedups",
-    "Native readers for MemoTrace's TXT and CSV exports (see formats/txt.py, csvfmt.py).", -1,
+    "Native readers for MemoTrace's TXT and CSV exports, and the JSON lines of weft parse.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
@@ -1286,7 +1572,8 @@ PyInit__speedups(void)
         !(str_chat_id = PyUnicode_InternFromString("chat_id")) ||
         !(str_system = PyUnicode_InternFromString("system")) ||
         !(str_recall = PyUnicode_InternFromString("recall")) ||
-        !(str_empty = PyUnicode_FromString("")))
+        !(str_empty = PyUnicode_FromString("")) ||
+        !(str_utcoffset = PyUnicode_InternFromString("utcoffset")))
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -5,8 +5,9 @@
 For a generated MemoTrace TXT and a MemoTrace CSV it prints messages/s of ``parse`` (every
 message fully built: datetime, kind, key) and of a bare regex scan of the same file in the
 same process (a compiled regex matched against each line, counting record starts: the
-baseline of /work/shared/PERF.md), their ratio (target >= 0.5), and the peak RSS of a fresh
-process parsing 10k and 1M messages (target: flat, under 300 MB).
+baseline of /work/shared/PERF.md), their ratio (target >= 0.5), the same for the whole
+``weft parse`` command run in this process (JSON lines written to /dev/null), and the peak
+RSS of a fresh process parsing 10k and 1M messages (target: flat, under 300 MB).
 
 ``generate_txt(path, n)`` and ``generate_csv(path, n)`` are reused by the ingest benchmark.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 import random
 import re
 import subprocess
@@ -29,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ml.parsing import parse  # noqa: E402
+from ml.parsing import cli, parse  # noqa: E402
 
 START = 1_672_502_400  # 2023-01-01 00:00:00 +08:00
 SENDERS = ("张三", "李四")
@@ -145,6 +148,20 @@ def parse_all(path: Path) -> int:
     return count
 
 
+def cli_all(path: Path, messages: int) -> int:
+    """`weft parse FILE` in this process, its JSON lines written to /dev/null."""
+    stdout = sys.stdout
+    with open(os.devnull, "wb") as sink:
+        sys.stdout = io.TextIOWrapper(sink, write_through=True)
+        try:
+            status = cli.main([str(path)])
+        finally:
+            sys.stdout.detach()
+            sys.stdout = stdout
+    assert status == 0, status
+    return messages
+
+
 def _timed(
     function: Callable[[Path, re.Pattern[str]], int] | Callable[[Path], int], *args: Any
 ) -> tuple[int, float, float]:
@@ -188,6 +205,7 @@ def run(n: int, folder: Path, runs: int) -> None:
         size = big.stat().st_size / 1e6
         scanned, scan_wall, scan_cpu = _best(bare_scan, big, pattern, runs=runs)
         parsed, parse_wall, parse_cpu = _best(parse_all, big, runs=runs)
+        printed, cli_wall, cli_cpu = _best(cli_all, big, n, runs=runs)
         assert parsed == n, (label, parsed)
         assert scanned == n, (label, scanned)
         small_n, small_rss = peak_rss_mb(small)
@@ -204,6 +222,10 @@ def run(n: int, folder: Path, runs: int) -> None:
         print(
             f"  ratio parse/scan: {scan_cpu / parse_cpu:.2f} by CPU time, "
             f"{scan_wall / parse_wall:.2f} by wall time (target >= 0.5)"
+        )
+        print(
+            f"  weft parse (JSON lines to /dev/null): {printed / cli_cpu:>11,.0f} msg/s CPU, "
+            f"ratio {scan_cpu / cli_cpu:.2f} by CPU time, {scan_wall / cli_wall:.2f} by wall time"
         )
         print(
             f"  peak RSS: {small_rss:.0f} MB at {small_n:,} messages, "

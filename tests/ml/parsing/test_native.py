@@ -272,3 +272,63 @@ def test_csv_field_limit_errors_are_the_same(outcomes: Any) -> None:
         native_result, python_result = outcomes(data, 16, limits=Limits(max_field_chars=50))
         assert native_result == python_result
         assert isinstance(native_result, str) and "longer than 50 characters" in native_result
+
+
+# --- JSON lines --------------------------------------------------------------------------------
+
+
+def _orjson_lines(messages: list[ParsedMessage]) -> bytes:
+    import orjson
+
+    return b"".join(
+        orjson.dumps(message._asdict(), option=orjson.OPT_APPEND_NEWLINE) for message in messages
+    )
+
+
+def test_json_lines_are_orjsons_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from ml.parsing.cli import encode_lines
+
+    if _speedups is None:
+        pytest.skip("the native readers are not built")
+    shanghai, new_york = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")
+    tricky = "".join(chr(code) for code in range(0x80)) + '"\\/\u2028\ufeff😂中文'
+    whens = [
+        datetime(2023, 1, 1, 8, tzinfo=shanghai),
+        datetime(2023, 1, 1, 8, 0, 0, 5, tzinfo=shanghai),  # microseconds: orjson writes it
+        datetime(1900, 1, 1, 8, tzinfo=shanghai),  # an offset with seconds (LMT)
+        datetime(2023, 11, 5, 1, 30, tzinfo=new_york),
+        datetime(2023, 11, 5, 1, 30, fold=1, tzinfo=new_york),
+        datetime(2023, 6, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(2023, 6, 1, tzinfo=UTC),
+    ]
+    raws: list[dict[str, Any]] = [
+        {},
+        {"local_id": "1", "chat_id": tricky},
+        {"quote": {"sender": "张三", "text": "hi"}},
+        {"n": 3, "ok": True},
+    ]
+    messages = [
+        ParsedMessage(sender, sender_id, when, text, kind, is_self, raw, "h:1:2")
+        for sender, sender_id, text, kind, is_self in (
+            ("张三", None, "你好", "text", None),
+            (tricky, "wxid_a", tricky, "image", True),
+            ("", None, "", "system", False),
+        )
+        for when in whens
+        for raw in raws
+    ]
+    messages += parse_fixture_messages()
+    assert encode_lines(messages) == _orjson_lines(messages)
+    monkeypatch.setattr(native, "speedups", None)
+    assert encode_lines(messages) == _orjson_lines(messages)
+
+
+def parse_fixture_messages() -> list[ParsedMessage]:
+    messages: list[ParsedMessage] = []
+    for name in ("memotrace.txt", "memotrace.csv", "chatlog.json", "pywxdump.csv"):
+        with (FIXTURES / name).open("rb") as source:
+            messages += parse(source)
+    return messages
