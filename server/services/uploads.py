@@ -106,14 +106,7 @@ async def create_upload(
                     self_name=self_name.strip() if self_name else None,
                 )
             )
-            job = jobs.add_job(
-                session,
-                resources,
-                user_id,
-                PARSE_JOB,
-                subject_id=upload_id,
-                arguments={"upload_id": upload_id},
-            )
+            job = _add_parse_job(session, resources, user_id, upload_id)
             await session.commit()
     except BaseException:
         # No row, no object: never leave a half-stored upload behind.
@@ -123,6 +116,19 @@ async def create_upload(
     return upload, job
 
 
+def _add_parse_job(
+    session: AsyncSession, resources: Resources, user_id: str, upload_id: str
+) -> Job:
+    return jobs.add_job(
+        session,
+        resources,
+        user_id,
+        PARSE_JOB,
+        subject_id=upload_id,
+        arguments={"upload_id": upload_id},
+    )
+
+
 async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[Upload, Job]:
     async with resources.sessionmaker() as session:
         upload = await UploadRepository(session, user_id).get(upload_id)
@@ -130,14 +136,7 @@ async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[U
             raise NotFound("no such upload", field="id")
         if await _active_parse(session, user_id, upload_id):
             raise Conflict("the upload is being parsed already", field="id")
-        job = jobs.add_job(
-            session,
-            resources,
-            user_id,
-            PARSE_JOB,
-            subject_id=upload_id,
-            arguments={"upload_id": upload_id},
-        )
+        job = _add_parse_job(session, resources, user_id, upload_id)
         upload.status = "uploaded"
         upload.error = None
         await session.commit()
