@@ -946,7 +946,7 @@ too_long:
 
 typedef struct {
     PyTypeObject *message;
-    PyObject *hour, *from_epoch, *deltas, *slow_time, *describe, *self_name, *member, *keys;
+    PyObject *hour, *from_epoch, *deltas, *epoch_of, *describe, *self_name, *member, *keys;
     PyObject *csv_error;
     Py_UCS4 delimiter;
     Py_ssize_t width, limit, i_type, i_self, i_time, i_content, i_sub, i_local, i_talker;
@@ -960,7 +960,7 @@ csv_state_clear(CsvState *s)
     Py_CLEAR(s->hour);
     Py_CLEAR(s->from_epoch);
     Py_CLEAR(s->deltas);
-    Py_CLEAR(s->slow_time);
+    Py_CLEAR(s->epoch_of);
     Py_CLEAR(s->describe);
     Py_CLEAR(s->self_name);
     Py_CLEAR(s->member);
@@ -975,7 +975,7 @@ csv_state_load(CsvState *s, PyObject *state)
     PyObject *delimiter;
     if (!(s->message = (PyTypeObject *)attr(state, "message")) ||
         !(s->hour = attr(state, "hour")) || !(s->from_epoch = attr(state, "from_epoch")) ||
-        !(s->deltas = attr(state, "deltas")) || !(s->slow_time = attr(state, "slow_time")) ||
+        !(s->deltas = attr(state, "deltas")) || !(s->epoch_of = attr(state, "epoch_of")) ||
         !(s->describe = attr(state, "describe")) || !(s->self_name = attr(state, "self_name")) ||
         !(s->member = attr(state, "member")) || !(s->keys = attr(state, "keys")) ||
         !(s->csv_error = attr(state, "csv_error")) || !(delimiter = attr(state, "delimiter")))
@@ -1005,7 +1005,7 @@ csv_state_load(CsvState *s, PyObject *state)
     return 0;
 }
 
-/* Epoch seconds of CreateTime: plain ASCII digits here, anything else through slow_time. */
+/* Epoch seconds of CreateTime: plain ASCII digits here, anything else through epoch_of. */
 static int
 csv_epoch(CsvState *s, Record *r, long long *epoch)
 {
@@ -1028,7 +1028,7 @@ csv_epoch(CsvState *s, Record *r, long long *epoch)
     PyObject *strtime = s->i_strtime < 0 ? Py_NewRef(Py_None) : record_str(r, s->i_strtime);
     PyObject *found = NULL;
     if (created != NULL && strtime != NULL)
-        found = PyObject_CallFunctionObjArgs(s->slow_time, created, strtime, NULL);
+        found = PyObject_CallFunctionObjArgs(s->epoch_of, created, strtime, NULL);
     Py_XDECREF(created);
     Py_XDECREF(strtime);
     if (found == NULL)

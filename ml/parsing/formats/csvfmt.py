@@ -115,7 +115,8 @@ def _index(header: Header, *names: str) -> int | None:
 class _MemoTraceState:
     """What the native reader (``_speedups.memotrace_csv``) reads and updates: the columns,
     where the reading is (header row skipped? lines read), and the helpers it calls for the
-    rare rows: a CreateTime that is not plain digits, a message type other than text."""
+    rare rows: a CreateTime that is not plain digits, a message type other than text. The
+    Python reader uses the same state and helpers."""
 
     __slots__ = (
         "clock",
@@ -180,8 +181,9 @@ class _MemoTraceState:
             starts[hour] = regular_hour(hour * 3600, self.clock.tz)
         return starts[hour]
 
-    def slow_time(self, created: str, strtime: str | None) -> int:
-        """Epoch of a CreateTime that is not plain digits (or of StrTime where it is empty)."""
+    def epoch_of(self, created: str, strtime: str | None) -> int:
+        """Epoch of a CreateTime (seconds or milliseconds, or a written time; StrTime where
+        CreateTime is none of these). The C reader reads plain digits itself."""
         if created.isdigit():
             epoch = int(created)
             return epoch // 1000 if epoch > 100_000_000_000 else epoch
@@ -229,54 +231,35 @@ def _parse_memotrace_native(
 
 
 def _parse_memotrace_rows(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
-    # The Python twin of _speedups.memotrace_csv: datetimes step from a cached hour (no
-    # fromtimestamp per row), keys continue a per-sender CRC (the same keys as
-    # KeyMaker.hashed).
+    # The Python twin of _speedups.memotrace_csv, with the same state and helpers:
+    # datetimes step from a cached hour (no fromtimestamp per row), keys continue a
+    # per-sender CRC (the same keys as KeyMaker.hashed).
     header: Header = hint
-    column = header[1].index
-    i_type, i_self = column("type"), column("issender")
-    i_time, i_content = column("createtime"), column("strcontent")
-    i_sub = _index(header, "subtype")
-    i_local = _index(header, "localid")
-    i_talker = _index(header, "talkerid")
-    i_strtime = _index(header, "strtime")
-    i_remark = _index(header, "remark")
-    i_nick = _index(header, "nickname")
-    i_wxid = _index(header, "sender")
-    clock = ctx.clock
-    tz = clock.tz
-    from_epoch = datetime.fromtimestamp
+    state = _MemoTraceState(ctx, header)
+    i_type, i_self, i_time, i_content = state.i_type, state.i_self, state.i_time, state.i_content
+    i_sub, i_local, i_talker, i_strtime = (
+        state.i_sub,
+        state.i_local,
+        state.i_talker,
+        state.i_strtime,
+    )
+    i_remark, i_nick, i_wxid = state.i_remark, state.i_nick, state.i_wxid
     keys = ctx.keys
     self_name = ctx.self_name
     member = ctx.member
     message = ParsedMessage
     deltas = SECOND_DELTAS
-    hour_starts: dict[int, datetime | None] = {}
     crcs: dict[str, int] = {}
     last_time = ""
     epoch = 0
-    when = from_epoch(0, tz)
+    when = state.from_epoch(0)
     for row in _rows(stream, ctx, header):
         created = row[i_time]
         if created != last_time:
-            if created.isdigit():
-                epoch = int(created)
-                if epoch > 100_000_000_000:
-                    epoch //= 1000
-            else:
-                found = parse_time_text(clock, created)
-                if found is None and i_strtime is not None:
-                    found = parse_time_text(clock, row[i_strtime])
-                if found is None:
-                    raise ParseError(f"a MemoTrace CSV row has no valid time: {created!r}")
-                epoch = int(found)
+            epoch = state.epoch_of(created, row[i_strtime] if i_strtime is not None else None)
             hour = epoch // 3600
-            start = hour_starts.get(hour)
-            if start is None and hour not in hour_starts:
-                if len(hour_starts) > 10_000:
-                    hour_starts.clear()
-                start = hour_starts[hour] = regular_hour(hour * 3600, tz)
-            when = start + deltas[epoch - hour * 3600] if start else from_epoch(epoch, tz)
+            start = state.hour(hour)
+            when = start + deltas[epoch - hour * 3600] if start else state.from_epoch(epoch)
             last_time = created
         wxid = row[i_wxid] if i_wxid is not None else ""
         sender = (
@@ -289,12 +272,8 @@ def _parse_memotrace_rows(stream: TextIO, ctx: Context, hint: Any) -> Iterator[P
             kind, text = "text", row[i_content]
             raw = {}
         else:
-            type_code = row[i_type]
             sub_code = row[i_sub] if i_sub is not None else "0"
-            msg_type = int(type_code) if type_code.isdigit() else 0
-            kind, text, raw = describe_xml(
-                msg_type, int(sub_code) if sub_code.isdigit() else 0, row[i_content]
-            )
+            kind, text, raw = state.describe(row[i_type], sub_code, row[i_content])
         if i_local is not None:
             raw["local_id"] = row[i_local]
         if i_talker is not None:
