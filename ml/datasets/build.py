@@ -21,7 +21,8 @@ import orjson
 
 from ml.datasets.conversation import Conversations, Exchange
 from ml.datasets.dedupe import Deduper, DuplicateKind, normalize
-from ml.datasets.formats import Turn, render
+from ml.datasets.formats import Turn, render_line
+from ml.datasets.labels import LabelTally
 from ml.datasets.messages import KIND_PLACEHOLDERS, UNSPOKEN_KINDS, DatasetMessage
 from ml.datasets.pii import Scrubber
 from ml.datasets.spec import DatasetSpec
@@ -44,29 +45,33 @@ class RenderedExample:
     """One example as written: its split, its JSON object and line, and what it came from.
 
     `turns` is the example as (role, content) pairs, "system" first when there is one, with
-    placeholders such as <手机号> and [图片] visible: what a preview shows. `message_ids` and
-    `labels` (the union over the example's messages) are worked out when asked for.
+    placeholders such as <手机号> and [图片] visible: what a preview shows. `record` (the line's
+    JSON object), `message_ids` and `labels` (the union over the example's messages) are worked
+    out when asked for.
     """
 
-    __slots__ = ("_exchange", "_labels", "_turns", "line", "record", "split", "tokens")
+    __slots__ = ("_exchange", "_tally", "_turns", "line", "split", "tokens")
 
     def __init__(
         self,
         split: Split,
-        record: dict[str, Any],
         line: bytes,
         tokens: int,
         exchange: Exchange,
-        labels: frozenset[tuple[str, str]],
+        tally: LabelTally,
         turns: list[Turn],
     ) -> None:
         self.split: Split = split
-        self.record = record
         self.line = line
         self.tokens = tokens
         self._exchange = exchange
-        self._labels = labels
+        self._tally = tally
         self._turns = turns
+
+    @property
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = orjson.loads(self.line)
+        return record
 
     @property
     def turns(self) -> tuple[Turn, ...]:
@@ -82,7 +87,8 @@ class RenderedExample:
 
     @property
     def labels(self) -> dict[str, tuple[str, ...]]:
-        return {k: tuple(sorted(v)) for k, v in sorted(_label_map(self._labels).items())}
+        labels = self._tally.map(self._exchange.label_mask)
+        return {k: tuple(sorted(v)) for k, v in sorted(labels.items())}
 
     def __repr__(self) -> str:
         return f"RenderedExample(split={self.split!r}, record={self.record!r})"
@@ -98,7 +104,7 @@ class DatasetStats:
       no_prompt, placeholder_only, too_short, too_long, label, duplicate_exact, duplicate_near;
     - scrubbed counts PII replacements by type in the messages that passed the filters;
     - label_counts (and `labels`, the same nested as key -> value -> count) counts the written
-      examples carrying each label;
+      examples carrying each label, kept by `label_tally`;
     - turns and approx_tokens (see `tokens.approx_tokens`; system prompt included) sum over the
       written examples.
     """
@@ -110,7 +116,7 @@ class DatasetStats:
     turns: int = 0
     approx_tokens: int = 0
     scrubbed: dict[str, int] = field(default_factory=dict)
-    label_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    label_tally: LabelTally = field(default_factory=LabelTally)
     dropped_messages: dict[str, int] = field(default_factory=dict)
     dropped_examples: dict[str, int] = field(default_factory=dict)
     train_sha256: str = ""
@@ -121,6 +127,10 @@ class DatasetStats:
     @property
     def examples(self) -> int:
         return self.train_examples + self.eval_examples
+
+    @property
+    def label_counts(self) -> Counter[tuple[str, str]]:
+        return self.label_tally.counts()
 
     @property
     def labels(self) -> dict[str, dict[str, int]]:
@@ -173,7 +183,8 @@ class _Examples:
             if dedupe.exact or dedupe.near
             else None
         )
-        self._key = spec.split.seed.to_bytes(8, "little")
+        # Copied for each example: cheaper than keying a new hash each time.
+        self._keyed = hashlib.blake2b(digest_size=16, key=spec.split.seed.to_bytes(8, "little"))
         self._eval_below = int(spec.split.eval_ratio * 2**64)
         self._names: dict[str, str] = {}
         self._scrubber = scrubber
@@ -190,9 +201,8 @@ class _Examples:
     def screen(self, exchange: Exchange) -> bool:
         """The checks that need no other example (placeholders, length, labels).
 
-        An exchange that passes gets its dedupe key (the normalized prompt and reply), the
-        keyed digest of that key (8 bytes for dedupe, 8 for the split) and, if a condition
-        needed them, its labels.
+        An exchange that passes gets its dedupe key (the normalized prompt and reply) and the
+        keyed digest of that key (8 bytes for dedupe, 8 for the split).
         """
         dropped = self._stats.dropped_examples
         completion = exchange.completion
@@ -206,14 +216,15 @@ class _Examples:
             _count(dropped, "too_long")
             return False
         if self._conditions:
-            labels = exchange.labels = _label_pairs(exchange)
-            as_map = _label_map(labels)
+            as_map = self._stats.label_tally.map(exchange.label_mask)
             for condition in self._conditions:
                 if not condition.matches(as_map):
                     _count(dropped, "label")
                     return False
         key = exchange.key = normalize(exchange.prompt.text(self._display_name), completion)
-        exchange.digest = hashlib.blake2b(key.encode(), digest_size=16, key=self._key).digest()
+        hasher = self._keyed.copy()
+        hasher.update(key.encode())
+        exchange.digest = hasher.digest()
         return True
 
     def finish(self, batch: list[Exchange]) -> Iterator[RenderedExample]:
@@ -237,7 +248,6 @@ class _Examples:
 
     def _render(self, exchange: Exchange) -> RenderedExample:
         name = self._display_name
-        labels = exchange.labels if exchange.labels is not None else _label_pairs(exchange)
         split: Split = (
             "eval" if int.from_bytes(exchange.digest[8:], "little") < self._eval_below else "train"
         )
@@ -245,7 +255,7 @@ class _Examples:
         turns: list[Turn] = [b.turn(name) for b in context]
         turns.append(exchange.prompt.turn(name))
         turns.append(("assistant", exchange.completion))
-        record = render(self._format, self._system, turns)
+        line = render_line(self._format, self._system, turns)
         tokens = self._system_tokens + approx_tokens(exchange.completion)
         tokens += exchange.prompt.tokens(name) + sum([b.tokens(name) for b in context])
 
@@ -256,35 +266,24 @@ class _Examples:
             stats.eval_examples += 1
         stats.turns += len(turns)
         stats.approx_tokens += tokens
-        if labels:
-            stats.label_counts.update(labels)
+        label_mask = exchange.label_mask
+        if label_mask:
+            stats.label_tally.count(label_mask)
 
         if self._system:
             turns.insert(0, ("system", self._system))
         return RenderedExample(
             split=split,
-            record=record,
-            line=orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE),
+            line=line,
             tokens=tokens,
             exchange=exchange,
-            labels=labels,
+            tally=stats.label_tally,
             turns=turns,
         )
 
 
-def _label_pairs(exchange: Exchange) -> frozenset[tuple[str, str]]:
-    """Every (key, value) label of every message in an example."""
-    pairs = [b.label_pairs() for b in exchange.context if b.labels]
-    if exchange.prompt.labels:
-        pairs.append(exchange.prompt.label_pairs())
-    return exchange.completion_labels.union(*pairs) if pairs else exchange.completion_labels
-
-
-def _label_map(pairs: frozenset[tuple[str, str]]) -> dict[str, set[str]]:
-    labels: dict[str, set[str]] = {}
-    for key, value in pairs:
-        labels.setdefault(key, set()).add(value)
-    return labels
+def _no_precheck(text: str) -> None:  # PII scrubbing is off
+    return None
 
 
 def iter_examples(
@@ -308,8 +307,11 @@ def iter_examples(
     placeholders = filters.non_text == "placeholder"
     scrubber = Scrubber(spec.pii.names) if spec.pii.enabled else None
     scrub = scrubber.scrub_into if scrubber is not None else None
+    # One scan rules most lines out, without a call into the scrubber.
+    precheck = scrubber.precheck if scrubber is not None else _no_precheck
     scrubbed = stats.scrubbed
     dropped = stats.dropped_messages
+    label_mask_of = stats.label_tally.mask
     conversations = Conversations(
         gap=spec.session_gap,
         merge=spec.merge_consecutive,
@@ -367,11 +369,12 @@ def iter_examples(
             if message_conditions and not all(c.matches(labels) for c in message_conditions):
                 _count(dropped, "label")
                 continue
-            if scrub is not None and is_text:
+            label_mask = label_mask_of(labels) if labels else 0
+            if scrub is not None and is_text and precheck(text) is not None:
                 text = scrub(text, scrubbed)
 
             exchange = add(
-                message.upload_id, timestamp, sender, persona, text, is_text, labels, message.id
+                message.upload_id, timestamp, sender, persona, text, is_text, label_mask, message.id
             )
             if exchange is not None and screen(exchange):
                 batch.append(exchange)

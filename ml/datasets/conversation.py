@@ -15,12 +15,10 @@ are kept: memory does not grow with the number of messages.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ml.datasets.tokens import approx_tokens
-
-Labels = Mapping[str, Sequence[str]]
 
 
 class Block:
@@ -31,13 +29,12 @@ class Block:
     """
 
     __slots__ = (
-        "_labels",
         "_text",
         "_tokens",
         "_turn",
         "has_text",
         "ids",
-        "labels",
+        "label_mask",
         "persona",
         "senders",
         "texts",
@@ -49,34 +46,29 @@ class Block:
         sender: str,
         text: str,
         is_text: bool,
-        labels: Labels,
+        label_mask: int,
         message_id: str,
     ) -> None:
         self.persona = persona
         self.texts = [text]
         # One sender's name while there is only one; a name per message once there are more.
         self.senders: str | list[str] = sender
-        self.labels: list[Labels] = [labels] if labels else _NO_MESSAGE_LABELS
+        # The labels of its messages, one bit per (key, value) pair: see build.LabelTally.
+        self.label_mask = label_mask
         self.ids = [message_id]
         self.has_text = is_text  # anything besides placeholders such as [图片]
         self._text: str | None = None
         self._tokens = -1
-        self._labels: frozenset[tuple[str, str]] | None = None
         self._turn: tuple[str, str] | None = None
 
-    def add(self, sender: str, text: str, is_text: bool, labels: Labels, message_id: str) -> None:
+    def add(self, sender: str, text: str, is_text: bool, label_mask: int, message_id: str) -> None:
         senders = self.senders
         if isinstance(senders, list):
             senders.append(sender)
         elif sender != senders:
             self.senders = [senders] * len(self.texts) + [sender]
         self.texts.append(text)
-        if labels:
-            if self.labels is _NO_MESSAGE_LABELS:
-                self.labels = [labels]
-            else:
-                self.labels.append(labels)
-            self._labels = None
+        self.label_mask |= label_mask
         self.ids.append(message_id)
         if is_text:
             self.has_text = True
@@ -115,26 +107,6 @@ class Block:
             self._tokens = approx_tokens(self.text(display_name))
         return self._tokens
 
-    def label_pairs(self) -> frozenset[tuple[str, str]]:
-        """Every (key, value) label any message of the turn has."""
-        if self._labels is None:
-            self._labels = label_pairs(self.labels)
-        return self._labels
-
-
-_NO_MESSAGE_LABELS: list[Labels] = []  # shared, never appended to: see Block.add
-_NO_LABELS: frozenset[tuple[str, str]] = frozenset()
-
-
-def _pairs_of(labels: Labels) -> frozenset[tuple[str, str]]:
-    return label_pairs([labels]) if labels else _NO_LABELS
-
-
-def label_pairs(sources: Sequence[Labels]) -> frozenset[tuple[str, str]]:
-    return frozenset(
-        [(key, value) for labels in sources for key, values in labels.items() for value in values]
-    )
-
 
 class Exchange:
     """A persona reply and the turns before it (context, then the prompt turn)."""
@@ -142,12 +114,11 @@ class Exchange:
     __slots__ = (
         "completion",
         "completion_ids",
-        "completion_labels",
+        "completion_mask",
         "context",
         "digest",
         "has_text",
         "key",
-        "labels",
         "prompt",
     )
 
@@ -157,19 +128,26 @@ class Exchange:
         prompt: Block,
         completion: str,
         has_text: bool,
-        completion_labels: frozenset[tuple[str, str]],
+        completion_mask: int,
         completion_ids: list[str],
     ) -> None:
         self.context = context  # alternating turns, starting with a user turn
         self.prompt = prompt
         self.completion = completion
         self.has_text = has_text
-        self.completion_labels = completion_labels
+        self.completion_mask = completion_mask  # the labels of the reply's messages
         self.completion_ids = completion_ids
         # Filled in by the dataset builder as it screens the exchange.
         self.key = ""
         self.digest = b""
-        self.labels: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def label_mask(self) -> int:
+        """The labels of all the example's messages, one bit per (key, value) pair."""
+        mask = self.completion_mask | self.prompt.label_mask
+        for block in self.context:
+            mask |= block.label_mask
+        return mask
 
 
 class Conversations:
@@ -193,7 +171,7 @@ class Conversations:
         persona: bool,
         text: str,
         is_text: bool,
-        labels: Labels,
+        label_mask: int,
         message_id: str,
     ) -> Exchange | None:
         exchange = None
@@ -205,17 +183,17 @@ class Conversations:
         self._last = timestamp
         block = self._open
         if block is not None and block.persona == persona:
-            block.add(sender, text, is_text, labels, message_id)
+            block.add(sender, text, is_text, label_mask, message_id)
             if persona and not self._merge:
-                return self._exchange(text, is_text, _pairs_of(labels), [message_id])
+                return self._exchange(text, is_text, label_mask, [message_id])
             return exchange
         if block is not None:
             if block.persona:
                 exchange = self._close_reply(block)
             self._closed.append(block)
-        block = self._open = Block(persona, sender, text, is_text, labels, message_id)
+        block = self._open = Block(persona, sender, text, is_text, label_mask, message_id)
         if persona and not self._merge:
-            reply = self._exchange(text, is_text, _pairs_of(labels), [message_id])
+            reply = self._exchange(text, is_text, label_mask, [message_id])
             return exchange if reply is None else reply  # one of them is None
         return exchange
 
@@ -235,13 +213,13 @@ class Conversations:
             return None  # each of its messages was a reply already
         # A persona turn never names its speakers: its text is the reply as it will appear in
         # later examples' context (and it is remembered for them).
-        return self._exchange(block.text(str), block.has_text, block.label_pairs(), block.ids)
+        return self._exchange(block.text(str), block.has_text, block.label_mask, block.ids)
 
     def _exchange(
         self,
         completion: str,
         has_text: bool,
-        labels: frozenset[tuple[str, str]],
+        label_mask: int,
         ids: list[str],
     ) -> Exchange | None:
         closed = self._closed
@@ -252,4 +230,4 @@ class Conversations:
         prompt = context.pop()
         if context and context[0].persona:
             del context[0]  # a conversation starts with the user's turn
-        return Exchange(context, prompt, completion, has_text, labels, ids)
+        return Exchange(context, prompt, completion, has_text, label_mask, ids)

@@ -28,8 +28,10 @@ byte-for-byte repeatable.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Final, Literal
+
+from ml.datasets.native import speedups
 
 if TYPE_CHECKING:
     import numpy
@@ -43,8 +45,10 @@ NEAR_MIN_MATCHES: Final = 28  # equal min-hashes of 40: estimated Jaccard simila
 _MASK64: Final = (1 << 64) - 1
 REPEAT_FOLD_MAX: Final = 32
 
-# Letters and digits stay (and NUL, which `normalize` puts between parts).
-_NOISE: Final = re.compile(r"[^\w\x00]+")
+# Letters and digits stay (and NUL, which `normalize` puts between parts). Spelled to start
+# with a character class, which lets the regex engine scan for it instead of trying a match
+# at every position (`[^\w\x00]+` would be the same pattern, slower).
+_NOISE: Final = re.compile(r"[^\w\x00][^\w\x00]*")
 _REPEAT: Final = re.compile(r"(.)\1+|(..)\2+")
 # Two plain searches find most texts have no repeat at all, much faster than one sub.
 _REPEAT_1: Final = re.compile(r"(.)\1")
@@ -53,18 +57,19 @@ _FULL_WIDTH: Final = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
 _FOLD_FULL_WIDTH: Final = {c: c - 0xFEE0 for c in range(0xFF10, 0xFF5B)}
 
 
-def normalize(*parts: str) -> str:
+def normalize_py(*parts: str) -> str:
     """The text as duplicate detection sees it (see the module docstring).
 
     Several parts (a prompt and its reply) are normalized together, NUL-separated, so that
-    ("ab", "c") and ("a", "bc") stay different.
+    ("ab", "c") and ("a", "bc") stay different. `normalize` is this function, or its C twin
+    (ml/datasets/_speedups.c, about ten times faster) where that is built.
     """
     if len(parts) == 1:
         text = parts[0]
-    elif any("\x00" in p for p in parts):
-        text = "\x00".join([p.replace("\x00", "") for p in parts])
     else:
         text = "\x00".join(parts)
+        if text.count("\x00") >= len(parts):  # a part has NULs of its own: drop them
+            text = "\x00".join([p.replace("\x00", "") for p in parts])
     text = _NOISE.sub("", text.lower())
     if _FULL_WIDTH.search(text) is not None:
         text = text.translate(_FOLD_FULL_WIDTH)
@@ -78,6 +83,9 @@ def normalize(*parts: str) -> str:
 
 def _unit(m: re.Match[str]) -> str:
     return m.group(1) or m.group(2)
+
+
+normalize: Callable[..., str] = speedups.normalize if speedups is not None else normalize_py
 
 
 class MinHasher:
@@ -220,8 +228,10 @@ class KeySet:
 class _BandIndex:
     """Band key -> number of the first kept text with that key, 8 bytes a key.
 
-    Laid out like `KeySet`: sorted numpy arrays (keys, and the text numbers beside them) with a
-    small dict of the newest entries in front, merged in when it reaches 1/32 of the arrays.
+    Two levels of sorted numpy arrays (keys, and the text numbers beside them): each batch's
+    new keys go into the small one, which is merged into the large one when it reaches 1/32 of
+    it, so that each key is copied a bounded number of times however many there are (as in
+    `KeySet`). A batch looks its keys up with a binary search in each.
     """
 
     def __init__(self, buffer: int = 1 << 14) -> None:
@@ -229,48 +239,41 @@ class _BandIndex:
 
         self._np = np
         self._buffer = buffer
-        self._recent: dict[int, int] = {}
-        self._keys: npt.NDArray[numpy.uint32] = np.empty(0, dtype=np.uint32)
-        self._texts: npt.NDArray[numpy.uint32] = np.empty(0, dtype=np.uint32)
+        empty: npt.NDArray[numpy.uint32] = np.empty(0, dtype=np.uint32)
+        self._keys, self._texts = empty, empty
+        self._new_keys, self._new_texts = empty, empty
 
-    def lookup(
-        self, keys: npt.NDArray[numpy.uint32], listed: list[int]
-    ) -> npt.NDArray[numpy.int64]:
-        """The text number each key points to, or -1; `listed` is `keys` as Python ints."""
+    def lookup(self, keys: npt.NDArray[numpy.uint32]) -> npt.NDArray[numpy.int64]:
+        """The text number each key points to, or -1."""
         np = self._np
         texts: npt.NDArray[numpy.int64] = np.full(len(keys), -1, dtype=np.int64)
-        stored = self._keys
-        if len(stored):
-            # Sorted needles let searchsorted narrow each search from the last one: far fewer
-            # cache misses in a large array.
-            order = np.argsort(keys)
-            ranked = keys[order]
-            at = np.searchsorted(stored, ranked)
-            np.minimum(at, len(stored) - 1, out=at)
-            hit = stored[at] == ranked
-            texts[order[hit]] = self._texts[at[hit]]
-        recent = self._recent
-        if recent and not recent.keys().isdisjoint(listed):
-            for i, key in enumerate(listed):
-                text = recent.get(key)
-                if text is not None:
-                    texts[i] = text
+        if not len(self._keys) and not len(self._new_keys):
+            return texts
+        # Sorted needles let searchsorted narrow each search from the last one: far fewer
+        # cache misses in a large array.
+        order = keys.argsort()
+        ranked = keys[order]
+        for stored, numbers in ((self._keys, self._texts), (self._new_keys, self._new_texts)):
+            if len(stored):
+                at = stored.searchsorted(ranked)
+                np.minimum(at, len(stored) - 1, out=at)
+                hit = stored[at] == ranked
+                texts[order[hit]] = numbers[at[hit]]
         return texts
 
-    def add(self, entries: dict[int, int]) -> None:
-        """Points new keys (not in the index yet) to text numbers."""
-        recent = self._recent
-        recent.update(entries)
-        if len(recent) >= max(self._buffer, len(self._keys) // 32):
-            np = self._np
-            keys = np.fromiter(recent.keys(), dtype=np.uint32, count=len(recent))
-            texts = np.fromiter(recent.values(), dtype=np.uint32, count=len(recent))
-            order = np.argsort(keys)
-            keys, texts = keys[order], texts[order]
-            at = np.searchsorted(self._keys, keys)
-            self._keys = np.insert(self._keys, at, keys)
-            self._texts = np.insert(self._texts, at, texts)
-            self._recent = {}
+    def add(self, keys: npt.NDArray[numpy.uint32], texts: npt.NDArray[numpy.uint32]) -> None:
+        """Points new keys (distinct, none in the index yet) to text numbers."""
+        np = self._np
+        order = keys.argsort()
+        keys, texts = keys[order], texts[order]
+        at = self._new_keys.searchsorted(keys)
+        self._new_keys = np.insert(self._new_keys, at, keys)
+        self._new_texts = np.insert(self._new_texts, at, texts)
+        if len(self._new_keys) >= max(self._buffer, len(self._keys) // 32):
+            at = self._keys.searchsorted(self._new_keys)
+            self._keys = np.insert(self._keys, at, self._new_keys)
+            self._texts = np.insert(self._texts, at, self._new_texts)
+            self._new_keys = self._new_texts = np.empty(0, dtype=np.uint32)
 
 
 class _Signatures:
@@ -346,8 +349,7 @@ class Deduper:
         keys, signatures = self._minhash.hash(texts)
         rows = len(texts)
         flat = keys.ravel()
-        listed: list[int] = flat.tolist()
-        pointed = self._bands.lookup(flat, listed)
+        pointed = self._bands.lookup(flat)
         store = self._signatures
         # Best match of each text with the kept texts its band keys point to, all at once.
         best = np.zeros(rows, dtype=np.int64)
@@ -361,14 +363,17 @@ class Deduper:
         # point to the first kept text of the batch that has it: those few are decided one by
         # one, as if checked singly.
         ranked = np.sort(flat[pointed < 0])
-        shared = set(ranked[1:][ranked[1:] == ranked[:-1]].tolist())
+        repeated = ranked[1:][ranked[1:] == ranked[:-1]]
+        shared = set(repeated.tolist())
+        listed: list[int] = flat.tolist() if shared else []
+        sharing: list[bool] = np.isin(keys, repeated).any(axis=1).tolist() if shared else []
         owner: dict[int, int] = {}  # shared key -> first kept row of this batch with it
         kept: list[int] = []
         for row in range(rows):
             if near[row]:
                 continue
-            row_keys = listed[row * BANDS : (row + 1) * BANDS] if shared else ()
-            if shared and not shared.isdisjoint(row_keys):
+            if shared and sharing[row]:
+                row_keys = listed[row * BANDS : (row + 1) * BANDS]
                 previous = sorted({owner[key] for key in row_keys if key in owner})
                 if previous and (
                     (signatures[previous] == signatures[row]).sum(axis=1).max() >= NEAR_MIN_MATCHES
@@ -381,11 +386,11 @@ class Deduper:
             kept.append(row)
         if kept:
             first_number = store.extend(signatures[kept])
-            fresh: dict[int, int] = {}
-            unpointed = (pointed < 0).tolist()
-            for number, row in enumerate(kept, first_number):
-                for b in range(row * BANDS, (row + 1) * BANDS):
-                    if unpointed[b]:
-                        fresh.setdefault(listed[b], number)
-            self._bands.add(fresh)
+            # The kept texts' band keys that point nowhere yet, text by text; a key that comes
+            # more than once points to the first text that has it.
+            cells = (np.array(kept)[:, None] * BANDS + np.arange(BANDS)).ravel()
+            numbers = np.arange(first_number, first_number + len(kept)).repeat(BANDS)
+            new = pointed[cells] < 0
+            fresh, first = np.unique(flat[cells[new]], return_index=True)
+            self._bands.add(fresh, numbers[new][first].astype(np.uint32))
         return [row for row in range(rows) if near[row]]

@@ -17,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
+
+from ml.datasets.native import speedups
 from ml.datasets.spec import FORMATS, SpecError
 
 Turn = tuple[str, str]  # (role, content), role "user" or "assistant"
@@ -51,6 +54,23 @@ def render(format: str, system: str, turns: Sequence[Turn]) -> dict[str, Any]:
             "history": [[earlier[i][1], earlier[i + 1][1]] for i in range(0, len(earlier), 2)],
         }
     raise SpecError("format", f"must be one of {', '.join(FORMATS)}, not {format!r}")
+
+
+def render_line_py(format: str, system: str, turns: list[Turn]) -> bytes:
+    """One example as its JSONL line: `render`'s object as orjson writes it, newline included.
+
+    `render_line` is this function, or its C twin (ml/datasets/_speedups.c) where that is built.
+    """
+    return orjson.dumps(render(format, system, turns), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _render_line_native(format: str, system: str, turns: list[Turn]) -> bytes:
+    line: bytes | None = speedups.render_line(format, system, turns)  # type: ignore[union-attr]
+    # None: something only render() handles, or refuses with a clear error.
+    return line if line is not None else render_line_py(format, system, turns)
+
+
+render_line = _render_line_native if speedups is not None else render_line_py
 
 
 def llamafactory_dataset_info(format: str, file_name: str) -> dict[str, Any]:

@@ -3,15 +3,6 @@
 ``WEFT_PARSE_NATIVE=0`` turns them off, to compare with the Python readers.
 """
 
-from __future__ import annotations
+from ml.native import optional_module
 
-import os
-from types import ModuleType
-
-speedups: ModuleType | None
-try:
-    from ml.parsing import _speedups as speedups  # type: ignore[attr-defined,no-redef]
-except ImportError:  # pragma: no cover - a machine without a C compiler
-    speedups = None
-if os.environ.get("WEFT_PARSE_NATIVE", "1") == "0":
-    speedups = None
+speedups = optional_module("ml.parsing._speedups", "WEFT_PARSE_NATIVE")

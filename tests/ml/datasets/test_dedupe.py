@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 
-from ml.datasets.dedupe import BANDS, NUM_PERM, Deduper, KeySet, MinHasher, normalize
+from ml.datasets.dedupe import (
+    BANDS,
+    NUM_PERM,
+    Deduper,
+    KeySet,
+    MinHasher,
+    _BandIndex,
+    normalize,
+)
 
 
 def test_normalize_folds_case_punctuation_width_and_repeats() -> None:
@@ -15,6 +24,31 @@ def test_normalize_folds_case_punctuation_width_and_repeats() -> None:
     assert normalize("ＯＫ，１２３") == normalize("ok 123") == "ok123"
     assert normalize("在吗", "在") != normalize("在", "吗在")
     assert normalize("a\x00b", "c") == normalize("ab", "c")
+
+
+def _plain_normalize(*parts: str) -> str:
+    """`normalize` spelled out step by step, without its shortcuts."""
+    text = "\x00".join(p.replace("\x00", "") for p in parts) if len(parts) > 1 else parts[0]
+    text = re.sub(r"[^\w\x00]+", "", text.lower())
+    text = text.translate({c: c - 0xFEE0 for c in range(0xFF10, 0xFF5B)})
+    if len(text) <= 32:
+        text = re.sub(r"(.)\1+|(..)\2+", lambda m: m.group(1) or m.group(2), text)
+    return text
+
+
+def test_normalize_matches_its_plain_statement() -> None:
+    # Full-width, case (final sigma included), NULs, repeats of one and two characters.
+    pieces = [
+        *["哈", "哈哈", "好的", "嗯嗯嗯", "ab", "ok", "a", "A", "AΣ", "Σ", "ς", "İ", "ß"],
+        *["ＡＢ１", "ＯＫ", "ｚ", "２", "Ⅻ", "٣", "，", "！", "😂", "𠀀", "_", "\x00", "\n", " "],
+    ]
+    rng = random.Random(3)
+    for _ in range(3000):
+        parts = [
+            "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+            for _ in range(rng.randint(1, 3))
+        ]
+        assert normalize(*parts) == _plain_normalize(*parts), parts
 
 
 def test_band_keys_are_the_same_alone_or_in_a_batch() -> None:
@@ -92,3 +126,18 @@ def test_partial_overlaps_with_many_kept_texts_do_not_add_up_to_a_duplicate() ->
     # while a real near copy still is one
     copy = normalize(halves[0] + halves[5])[:-1] + "天"
     assert deduper.check(copy, hash(copy)) == "duplicate_near"
+
+
+def test_band_index_points_each_key_to_its_first_text_across_merges() -> None:
+    index = _BandIndex(buffer=16)
+    rng = random.Random(9)
+    expected: dict[int, int] = {}
+    for number in range(300):
+        new = {rng.getrandbits(32) for _ in range(rng.randint(1, 9))} - expected.keys()
+        keys = np.array(sorted(new, reverse=True), dtype=np.uint32)  # any order
+        index.add(keys, np.full(len(keys), number, dtype=np.uint32))
+        expected.update(dict.fromkeys(new, number))
+        wanted = [*rng.sample(sorted(expected), min(20, len(expected))), rng.getrandbits(32)]
+        got = index.lookup(np.array(wanted, dtype=np.uint32)).tolist()
+        assert got == [expected.get(k, -1) for k in wanted]
+    assert len(index._keys) > len(index._new_keys)  # most of them merged into the large level

@@ -64,6 +64,7 @@ def test_each_kind_is_replaced(text: str, expected: str, kind: str) -> None:
     assert result == expected
     assert set(counts) == {kind}
     assert counts[kind] == expected.count(PLACEHOLDERS[kind])
+    assert SCRUBBER.precheck(text) is not None
 
 
 @pytest.mark.parametrize(
@@ -183,3 +184,31 @@ def test_numbers_are_masked_exactly_when_shape_and_checksum_say_so() -> None:
             kept += 1
             assert result == text, text
     assert masked > 100 and kept > 1000
+
+
+def test_precheck_never_rules_out_a_text_that_scrubbing_changes() -> None:
+    # The dataset builder skips `scrub_into` for texts in which `precheck` finds nothing.
+    scrubber = Scrubber(["王小明", "Amy", "ebony"])
+    pieces = [
+        *["今天加班到九点", "，", "。", " ", "\n", "😂", "[微笑]", "新开", "微笑", "京城"],
+        *["3500元", "Ⅻ", "٣٤٥٦", "𝟏𝟑𝟖", "_", ".", "%", "+", "-"],
+        *["王小明", "王小", "amy", "AMY", "Ebony", "ｅbony"],  # names, in any case
+        *["13812345678", "１３８１２３４５６７８", "138 1234 5678", "+86", "0086"],
+        *["6222021234567890128", "11010519491231002X", "abc@qq.com", "＠", "https://a.b/c"],
+        *["WWW.x.cn", "wxid_abc123", "微信：zhang_88", "威信 lilei2024", "vx=Abc_12345"],
+        *["京A12345", "粤B·1234学", "川a"],
+    ]
+    rng = random.Random(11)
+    skipped = changed = 0
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        if scrubber.precheck(text) is None:
+            skipped += 1
+            assert scrubber.scrub(text) == (text, {}), text
+        else:
+            changed += scrubber.scrub(text)[0] != text
+    assert skipped > 100  # and it does rule plain lines out: that is what it is for
+    assert changed > 1000
+    assert scrubber.precheck("今天加班到九点，累死了😂") is None
+    for text in ("王小明", "amy", "１３８１２３４５６７８", "微信", "京A", "x@y.cn"):
+        assert scrubber.precheck(text) is not None, text
