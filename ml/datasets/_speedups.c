@@ -6,6 +6,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 #include "../json_out.h"
 
@@ -358,10 +359,308 @@ render_line(PyObject *module, PyObject *args)
     return PyBytes_FromStringAndSize(out->data, out->used);
 }
 
+/* ---- near duplicates ---------------------------------------------------------------------- */
+
+/* MinHash over UTF-16 3-grams with 40 hash functions cut into 10 bands of 4, each band folded
+ * into a 32-bit key: the constants and arithmetic of dedupe.MinHasher, so that keys and
+ * signatures are the numpy version's to the bit. */
+#define NUM_PERM 40
+#define BANDS 10
+#define NEAR_MIN_MATCHES 28
+#define NO_TEXT UINT32_MAX
+
+static uint32_t perm_a[NUM_PERM], perm_b[NUM_PERM];
+static uint64_t band_mul[BANDS], band_salt[BANDS];
+
+static void
+minhash_init(void)
+{
+    for (uint32_t p = 0; p < NUM_PERM; p++) {
+        perm_a[p] = ((p + 1) * 0x9E3779B1u) | 1u;
+        perm_b[p] = ((p + 1) * 0x85EBCA6Bu) ^ 0xC2B2AE35u;
+    }
+    for (uint64_t b = 0; b < BANDS; b++) {
+        band_mul[b] = ((b + 1) * 0xC2B2AE3D27D4EB4FULL) | 1u;
+        band_salt[b] = (b + 1) * 0x165667B19E3779F9ULL;
+    }
+}
+
+/* A text's band keys and 8-bit signature; -1 if it has fewer than three UTF-16 code units. */
+static int
+minhash(PyObject *text, uint32_t keys[BANDS], uint8_t signature[NUM_PERM])
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    uint32_t minima[NUM_PERM];
+    for (int p = 0; p < NUM_PERM; p++)
+        minima[p] = UINT32_MAX;
+    uint64_t window = 0; /* the last three code units, the newest in the high 16 bits */
+    Py_ssize_t units = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        uint16_t pair[2];
+        int count = 1;
+        if (ch >= 0x10000) {
+            pair[0] = (uint16_t)(0xD800 + ((ch - 0x10000) >> 10));
+            pair[1] = (uint16_t)(0xDC00 + ((ch - 0x10000) & 0x3FF));
+            count = 2;
+        }
+        else {
+            pair[0] = (uint16_t)ch;
+        }
+        for (int k = 0; k < count; k++) {
+            window = (window >> 16) | ((uint64_t)pair[k] << 32);
+            if (++units < 3)
+                continue;
+            uint32_t gram = (uint32_t)((window * 0x9E3779B97F4A7C15ULL) >> 32);
+            for (int p = 0; p < NUM_PERM; p++) {
+                uint32_t hashed = perm_a[p] * gram + perm_b[p];
+                if (hashed < minima[p])
+                    minima[p] = hashed;
+            }
+        }
+    }
+    if (units < 3)
+        return -1;
+    for (int b = 0; b < BANDS; b++) {
+        const uint32_t *m = minima + 4 * b;
+        uint64_t low = m[0] | ((uint64_t)m[1] << 32), high = m[2] | ((uint64_t)m[3] << 32);
+        keys[b] = (uint32_t)(((low * band_mul[b]) ^ high ^ band_salt[b]) >> 32);
+    }
+    for (int p = 0; p < NUM_PERM; p++)
+        signature[p] = (uint8_t)minima[p];
+    return 0;
+}
+
+/* minhash(texts) -> (keys, signatures): the bytes of MinHasher.hash's two arrays. */
+static PyObject *
+minhash_many(PyObject *module, PyObject *texts)
+{
+    if (!PyList_Check(texts)) {
+        PyErr_SetString(PyExc_TypeError, "minhash() takes a list of str");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(texts);
+    PyObject *keys = PyBytes_FromStringAndSize(NULL, count * BANDS * 4);
+    PyObject *signatures = PyBytes_FromStringAndSize(NULL, count * NUM_PERM);
+    if (keys == NULL || signatures == NULL)
+        goto fail;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *text = PyList_GET_ITEM(texts, k);
+        uint32_t row[BANDS];
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "minhash() takes a list of str");
+            goto fail;
+        }
+        if (minhash(text, row, (uint8_t *)PyBytes_AS_STRING(signatures) + k * NUM_PERM) < 0) {
+            PyErr_SetString(PyExc_ValueError, "every text needs at least three characters");
+            goto fail;
+        }
+        memcpy(PyBytes_AS_STRING(keys) + k * BANDS * 4, row, sizeof(row));
+    }
+    return Py_BuildValue("(NN)", keys, signatures);
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(signatures);
+    return NULL;
+}
+
+/* NearIndex: the kept texts' signatures, and band key -> the first kept text with that key, in
+ * an open-addressing table (linear probing, at most 3/4 full). Texts are checked one by one, so
+ * the verdicts are dedupe.NearIndexPy's by construction. */
+typedef struct {
+    uint32_t key, text;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    Slot *slots;
+    size_t mask, used; /* capacity - 1, filled slots */
+    uint8_t *signatures;
+    size_t texts, capacity; /* kept texts, signature rows allocated */
+} NearIndex;
+
+static size_t
+slot_of(const NearIndex *self, uint32_t key)
+{
+    size_t at = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 20) & self->mask;
+    while (self->slots[at].text != NO_TEXT && self->slots[at].key != key)
+        at = (at + 1) & self->mask;
+    return at;
+}
+
+static int
+grow_slots(NearIndex *self)
+{
+    size_t size = self->slots ? 2 * (self->mask + 1) : 1 << 12;
+    Slot *old = self->slots;
+    size_t old_size = old ? self->mask + 1 : 0;
+    Slot *slots = PyMem_Malloc(size * sizeof(Slot));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < size; i++)
+        slots[i].text = NO_TEXT;
+    self->slots = slots;
+    self->mask = size - 1;
+    for (size_t i = 0; i < old_size; i++) {
+        if (old[i].text != NO_TEXT)
+            slots[slot_of(self, old[i].key)] = old[i];
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+/* 1 if the text is a near copy of a kept one; else 0, and it is kept. -1 on error. */
+static int
+near_check(NearIndex *self, const uint32_t keys[BANDS], const uint8_t signature[NUM_PERM])
+{
+    uint32_t checked[BANDS];
+    int candidates = 0;
+    for (int b = 0; b < BANDS; b++) {
+        uint32_t text = self->slots[slot_of(self, keys[b])].text;
+        if (text == NO_TEXT)
+            continue;
+        int seen = 0;
+        for (int c = 0; c < candidates; c++)
+            seen |= checked[c] == text;
+        if (seen)
+            continue;
+        checked[candidates++] = text;
+        const uint8_t *kept = self->signatures + (size_t)text * NUM_PERM;
+        int matches = 0;
+        for (int p = 0; p < NUM_PERM; p++)
+            matches += kept[p] == signature[p];
+        if (matches >= NEAR_MIN_MATCHES)
+            return 1;
+    }
+    if (self->texts == NO_TEXT) {
+        PyErr_SetString(PyExc_OverflowError, "too many texts for the near-duplicate index");
+        return -1;
+    }
+    if (self->texts == self->capacity) {
+        size_t capacity = self->capacity ? self->capacity * 3 / 2 : 1024;
+        uint8_t *grown = PyMem_Realloc(self->signatures, capacity * NUM_PERM);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->signatures = grown;
+        self->capacity = capacity;
+    }
+    uint32_t number = (uint32_t)self->texts++;
+    memcpy(self->signatures + (size_t)number * NUM_PERM, signature, NUM_PERM);
+    for (int b = 0; b < BANDS; b++) {
+        if ((self->used + 1) * 4 > (self->mask + 1) * 3 && grow_slots(self) < 0)
+            return -1;
+        size_t at = slot_of(self, keys[b]);
+        if (self->slots[at].text == NO_TEXT) {
+            self->slots[at].key = keys[b];
+            self->slots[at].text = number;
+            self->used++;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+NearIndex_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":NearIndex", names))
+        return NULL;
+    NearIndex *self = (NearIndex *)type->tp_alloc(type, 0);
+    if (self != NULL && grow_slots(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+NearIndex_dealloc(NearIndex *self)
+{
+    PyMem_Free(self->slots);
+    PyMem_Free(self->signatures);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* near_rows(texts) -> list of the positions of near copies, decided in order. */
+static PyObject *
+NearIndex_near_rows(NearIndex *self, PyObject *texts)
+{
+    if (!PyList_Check(texts)) {
+        PyErr_SetString(PyExc_TypeError, "near_rows() takes a list of str");
+        return NULL;
+    }
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(texts); k++) {
+        PyObject *text = PyList_GET_ITEM(texts, k);
+        uint32_t keys[BANDS];
+        uint8_t signature[NUM_PERM];
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "near_rows() takes a list of str");
+            goto fail;
+        }
+        if (minhash(text, keys, signature) < 0) {
+            PyErr_SetString(PyExc_ValueError, "every text needs at least three characters");
+            goto fail;
+        }
+        int near = near_check(self, keys, signature);
+        if (near < 0)
+            goto fail;
+        if (near) {
+            PyObject *row = PyLong_FromSsize_t(k);
+            if (row == NULL || PyList_Append(rows, row) < 0) {
+                Py_XDECREF(row);
+                goto fail;
+            }
+            Py_DECREF(row);
+        }
+    }
+    return rows;
+fail:
+    Py_DECREF(rows);
+    return NULL;
+}
+
+static PyObject *
+NearIndex_len(NearIndex *self, void *closure)
+{
+    return PyLong_FromSize_t(self->texts);
+}
+
+static PyMethodDef NearIndex_methods[] = {
+    {"near_rows", (PyCFunction)NearIndex_near_rows, METH_O,
+     "near_rows(texts) -> positions of the texts that are near copies of kept ones"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef NearIndex_getset[] = {
+    {"kept", (getter)NearIndex_len, NULL, "how many texts are kept", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject NearIndexType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ml.datasets._speedups.NearIndex",
+    .tp_basicsize = sizeof(NearIndex),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Near-duplicate detection over kept texts (see ml/datasets/dedupe.py).",
+    .tp_new = NearIndex_new,
+    .tp_dealloc = (destructor)NearIndex_dealloc,
+    .tp_methods = NearIndex_methods,
+    .tp_getset = NearIndex_getset,
+};
+
 /* ---- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
     {"normalize", normalize, METH_VARARGS, "normalize(*parts) -> str"},
+    {"minhash", minhash_many, METH_O, "minhash(texts) -> (keys, signatures) as bytes"},
     {"render_line", render_line, METH_VARARGS,
      "render_line(format, system, turns) -> bytes or None"},
     {NULL, NULL, 0, NULL},
@@ -369,7 +668,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "ml.datasets._speedups",
-    "Native helpers for the dataset builder: dedupe's normalize and the JSON lines.", -1,
+    "Native helpers for the dataset builder: dedupe's normalize and near-duplicate index, and the JSON lines.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
@@ -378,7 +677,17 @@ PyInit__speedups(void)
 {
     str_lower = PyUnicode_InternFromString("lower");
     str_user = PyUnicode_InternFromString("user");
-    if (str_lower == NULL || str_user == NULL)
+    if (str_lower == NULL || str_user == NULL || PyType_Ready(&NearIndexType) < 0)
         return NULL;
-    return PyModule_Create(&module_def);
+    minhash_init();
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&NearIndexType);
+    if (PyModule_AddObject(module, "NearIndex", (PyObject *)&NearIndexType) < 0) {
+        Py_DECREF(&NearIndexType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -18,8 +18,9 @@ a band key with (for a pair of Jaccard similarity J that happens with probabilit
 estimated similarity with a candidate (the share of equal min-hashes, give or take 0.07) is at
 least 0.7 (NEAR_MIN_MATCHES of 40). Verifying candidates matters: counting band hits without
 it makes false matches grow with the number of texts kept. Only texts of at least
-`min_chars` normalized characters take part; each kept one costs about 120 bytes (10 band keys
-with the text's number, and its 40 min-hashes cut to 8 bits).
+`min_chars` normalized characters take part; each kept one costs 40 bytes (its min-hashes cut
+to 8 bits) and up to 10 entries of a band key -> text number table (8 bytes each; the C
+`NearIndex` keeps its hash table 3/8 to 3/4 full, `NearIndexPy` sorted arrays).
 
 Everything is computed from the text alone (no per-process hash seed), so a build is
 byte-for-byte repeatable.
@@ -297,54 +298,31 @@ class _Signatures:
         return first
 
 
-class Deduper:
-    """Remembers kept examples and says whether new ones repeat one of them."""
+class NearIndexPy:
+    """Near-duplicate detection over kept texts, with numpy: the reference for `NearIndex`.
 
-    def __init__(self, *, exact: bool = True, near: bool = True, min_chars: int = 24) -> None:
-        self._min_chars = max(min_chars, 3)
-        self._seen = KeySet() if exact else None
-        self._minhash = MinHasher() if near else None
-        self._bands = _BandIndex()
-        self._signatures = _Signatures()
+    `near_rows` hashes a batch of texts together, then decides them in order, as if one by
+    one; the C twin (ml/datasets/_speedups.c) checks them one by one and gives the same
+    verdicts, several times faster.
+    """
+
+    def __init__(self) -> None:
         import numpy as np
 
         self._np = np
+        self._minhash = MinHasher()
+        self._bands = _BandIndex()
+        self._signatures = _Signatures()
 
-    def check(self, normalized: str, digest: int) -> DuplicateKind | None:
-        """Whether one example repeats an earlier one; remembers it if it does not."""
-        return self.check_many([(normalized, digest)])[0]
+    @property
+    def kept(self) -> int:
+        return self._signatures.count
 
-    def check_many(self, items: Sequence[tuple[str, int]]) -> list[DuplicateKind | None]:
-        """`check` for each (normalized text, 64-bit digest) in order, as if one by one.
+    def near_rows(self, texts: list[str]) -> list[int]:
+        """Which texts (by position, decided in order) are near copies of kept ones.
 
-        `normalized` is an example's text after `normalize`; `digest` a 64-bit hash of it.
+        The others are kept. Every text needs at least three characters.
         """
-        verdicts: list[DuplicateKind | None] = [None] * len(items)
-        if self._seen is not None and items:
-            digests = [digest & _MASK64 for _, digest in items]
-            stored = self._seen.contains(digests)
-            batch: set[int] = set()
-            for i, digest in enumerate(digests):
-                if stored[i] or digest in batch:
-                    verdicts[i] = "duplicate_exact"
-                else:
-                    batch.add(digest)
-            self._seen.add(batch)
-        if self._minhash is None:
-            return verdicts
-        todo = [
-            i
-            for i, (text, _) in enumerate(items)
-            if verdicts[i] is None and len(text) >= self._min_chars
-        ]
-        if todo:
-            for row in self._near_rows([items[i][0] for i in todo]):
-                verdicts[todo[row]] = "duplicate_near"
-        return verdicts
-
-    def _near_rows(self, texts: list[str]) -> list[int]:
-        """Which texts (by position, decided in order) are near copies of kept ones."""
-        assert self._minhash is not None
         np = self._np
         keys, signatures = self._minhash.hash(texts)
         rows = len(texts)
@@ -394,3 +372,50 @@ class Deduper:
             fresh, first = np.unique(flat[cells[new]], return_index=True)
             self._bands.add(fresh, numbers[new][first].astype(np.uint32))
         return [row for row in range(rows) if near[row]]
+
+
+def near_index() -> NearIndexPy:
+    """An empty near-duplicate index: the C one where it is built, else `NearIndexPy`."""
+    index: NearIndexPy = speedups.NearIndex() if speedups is not None else NearIndexPy()
+    return index
+
+
+class Deduper:
+    """Remembers kept examples and says whether new ones repeat one of them."""
+
+    def __init__(self, *, exact: bool = True, near: bool = True, min_chars: int = 24) -> None:
+        self._min_chars = max(min_chars, 3)
+        self._seen = KeySet() if exact else None
+        self._near = near_index() if near else None
+
+    def check(self, normalized: str, digest: int) -> DuplicateKind | None:
+        """Whether one example repeats an earlier one; remembers it if it does not."""
+        return self.check_many([(normalized, digest)])[0]
+
+    def check_many(self, items: Sequence[tuple[str, int]]) -> list[DuplicateKind | None]:
+        """`check` for each (normalized text, 64-bit digest) in order, as if one by one.
+
+        `normalized` is an example's text after `normalize`; `digest` a 64-bit hash of it.
+        """
+        verdicts: list[DuplicateKind | None] = [None] * len(items)
+        if self._seen is not None and items:
+            digests = [digest & _MASK64 for _, digest in items]
+            stored = self._seen.contains(digests)
+            batch: set[int] = set()
+            for i, digest in enumerate(digests):
+                if stored[i] or digest in batch:
+                    verdicts[i] = "duplicate_exact"
+                else:
+                    batch.add(digest)
+            self._seen.add(batch)
+        if self._near is None:
+            return verdicts
+        todo = [
+            i
+            for i, (text, _) in enumerate(items)
+            if verdicts[i] is None and len(text) >= self._min_chars
+        ]
+        if todo:
+            for row in self._near.near_rows([items[i][0] for i in todo]):
+                verdicts[todo[row]] = "duplicate_near"
+        return verdicts

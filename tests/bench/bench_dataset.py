@@ -10,7 +10,7 @@
    beside wall time: on a shared machine it is the steadier figure.
 2. Peak RSS, each in a fresh child process: the bare pass and the build at 100k and at N
    messages. Memory is flat if the build's peak grows by no more than the dedupe memory
-   (about 70 bytes per kept example, plus about 700 per example long enough for near-duplicate
+   (about 70 bytes per kept example, plus about 200 per example long enough for near-duplicate
    checks; see ml/datasets/dedupe.py); a second build with dedupe off shows the rest is flat.
 """
 

@@ -1,8 +1,8 @@
 """The dataset builder's C helpers (ml/datasets/_speedups.c) against their Python twins.
 
-The Python functions are the reference (`dedupe.normalize_py`, `formats.render_line_py`, which
-is orjson on `render`'s object); the C ones must give the same str or the same bytes, or hand
-the case back to Python.
+The Python functions are the reference (`dedupe.normalize_py`, `dedupe.NearIndexPy`,
+`formats.render_line_py`, which is orjson on `render`'s object); the C ones must give the same
+str, verdicts or bytes, or hand the case back to Python.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import random
 import orjson
 import pytest
 
-from ml.datasets import DatasetSpec, build, build_dataset, preview
-from ml.datasets.dedupe import normalize_py
+from ml.datasets import DatasetSpec, build, build_dataset, dedupe, preview
+from ml.datasets.dedupe import MinHasher, NearIndexPy, normalize_py
 from ml.datasets.formats import Turn, render_line, render_line_py
 from ml.datasets.synthetic import SELF_NAME, generate_messages
 
@@ -128,6 +128,55 @@ def test_builds_are_the_same_without_the_native_helpers(
     with monkeypatch.context() as patch:
         patch.setattr(build, "normalize", normalize_py)
         patch.setattr(build, "render_line", render_line_py)
+        patch.setattr(dedupe, "near_index", NearIndexPy)
         python_build = _build(spec, seed=len(options))
     assert native_build == python_build
     assert native_build[2]["examples"]
+
+
+def _texts_with_near_copies(rng: random.Random, count: int) -> list[str]:
+    """Texts of 3 to 80 characters, about a third of them edited copies of earlier ones."""
+    texts: list[str] = []
+    for _ in range(count):
+        if texts and rng.random() < 0.35:
+            text = list(rng.choice(texts))
+            for _ in range(rng.randint(0, 3)):  # a few characters changed, added or removed
+                at = rng.randrange(len(text))
+                edit = rng.random()
+                if edit < 0.4:
+                    text[at] = rng.choice(_ALPHABET)
+                elif edit < 0.7:
+                    text.insert(at, rng.choice(_ALPHABET))
+                elif len(text) > 3:
+                    del text[at]
+            texts.append("".join(text))
+        else:
+            texts.append("".join(rng.choice(_ALPHABET) for _ in range(rng.randint(3, 80))))
+    return texts
+
+
+@needs_native
+def test_minhash_is_the_numpy_minhashers_to_the_bit() -> None:
+    rng = random.Random(5)
+    hasher = MinHasher()
+    for _ in range(200):
+        texts = _texts_with_near_copies(rng, rng.randint(1, 40))
+        keys, signatures = hasher.hash(texts)
+        assert _speedups.minhash(texts) == (keys.tobytes(), signatures.tobytes())
+    with pytest.raises(ValueError, match="three characters"):
+        _speedups.minhash(["ab"])
+
+
+@needs_native
+@pytest.mark.parametrize("batch", [1, 7, 128])
+def test_near_index_gives_numpys_verdicts(batch: int) -> None:
+    rng = random.Random(batch)
+    texts = _texts_with_near_copies(rng, 4000)
+    verdicts = []
+    for index in (_speedups.NearIndex(), NearIndexPy()):
+        rows = []
+        for start in range(0, len(texts), batch):
+            rows.extend(start + row for row in index.near_rows(texts[start : start + batch]))
+        verdicts.append((rows, index.kept))
+    assert verdicts[0] == verdicts[1]
+    assert 300 < len(verdicts[0][0]) < 2000  # near copies were found, and not everything
