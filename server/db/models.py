@@ -122,7 +122,9 @@ class Message(Base):
 
     __table_args__ = (
         UniqueConstraint("upload_id", "seq"),
-        Index(None, "upload_id", "timestamp"),
+        # Dataset builds page through an upload in (timestamp, seq) order: with seq in the
+        # index each page is a short range read, not a sort of the whole upload.
+        Index(None, "upload_id", "timestamp", "seq"),
         Index(None, "upload_id", "sender"),
         Index(None, "user_id", "key"),
         Base.__table_args__,

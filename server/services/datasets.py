@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,7 +138,7 @@ async def delete_dataset(resources: Resources, user_id: str, dataset_id: str) ->
 
 
 async def messages_for(
-    sessionmaker: SessionMaker, user_id: str, upload_ids: Sequence[str]
+    sessionmaker: SessionMaker, user_id: str, upload_ids: Sequence[str], batch: int = BATCH
 ) -> AsyncIterator[list[DatasetMessage]]:
     """The uploads' messages in dataset order (upload, time, seq), in batches, with their
     effective labels."""
@@ -160,10 +160,15 @@ async def messages_for(
                     Message.upload_id == upload_id,
                 )
                 if last is not None:
+                    # (timestamp, seq) > last, spelled so that both engines read a range of
+                    # the (upload_id, timestamp, seq) index and stop after `batch` rows; a row
+                    # comparison made MariaDB read the whole upload for every page.
+                    timestamp, seq = last
                     statement = statement.where(
-                        tuple_(Message.timestamp, Message.seq) > tuple_(*last)
+                        Message.timestamp >= timestamp,
+                        or_(Message.timestamp > timestamp, Message.seq > seq),
                     )
-                statement = statement.order_by(Message.timestamp, Message.seq).limit(BATCH)
+                statement = statement.order_by(Message.timestamp, Message.seq).limit(batch)
                 rows = [dict(row) for row in (await session.execute(statement)).mappings()]
                 if not rows:
                     break

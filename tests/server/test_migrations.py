@@ -40,7 +40,7 @@ def test_mysql_schema_equals_models(mysql_url: str) -> None:
         )
         assert charsets == ["utf8mb4"]
         indexes = {i["name"] for i in inspect(connection).get_indexes("messages")}
-        assert {"ix_messages_upload_id_timestamp", "ix_messages_upload_id_sender"} <= indexes
+        assert {"ix_messages_upload_id_timestamp_seq", "ix_messages_upload_id_sender"} <= indexes
     engine.dispose()
 
 
