@@ -12,13 +12,20 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ml.datasets import DatasetMessage, DatasetSpec, RenderedExample, SpecError, preview
+from ml.datasets import (
+    DatasetMessage,
+    DatasetSpec,
+    MessageKind,
+    RenderedExample,
+    SpecError,
+    preview,
+)
 from server.db.models import Dataset, Job, Label, Message
 from server.db.repositories import DatasetRepository, UploadRepository
 from server.db.session import SessionMaker
@@ -27,7 +34,7 @@ from server.resources import Resources
 from server.services import jobs
 from server.services.errors import InvalidInput, NotFound
 from server.services.labels import effective
-from server.services.messages import local_time
+from server.services.messages import zone_of
 
 EXPORT_JOB = "export_dataset"
 BATCH = 2000
@@ -169,7 +176,7 @@ async def messages_for(
                         or_(Message.timestamp > timestamp, Message.seq > seq),
                     )
                 statement = statement.order_by(Message.timestamp, Message.seq).limit(batch)
-                rows = [dict(row) for row in (await session.execute(statement)).mappings()]
+                rows = (await session.execute(statement)).all()
                 if not rows:
                     break
                 labels: defaultdict[str, defaultdict[str, list[str]]] = defaultdict(
@@ -178,25 +185,30 @@ async def messages_for(
                 label_rows = await session.execute(
                     select(Label.message_id, Label.key, Label.value).where(
                         Label.user_id == user_id,
-                        Label.message_id.in_([row["id"] for row in rows]),
+                        Label.message_id.in_([row[0] for row in rows]),
                         effective(),
                     )
                 )
                 for message_id, key, value in label_rows:
                     labels[message_id][key].append(value)
-            last = (rows[-1]["timestamp"], rows[-1]["seq"])
+            last = (rows[-1].timestamp, rows[-1].seq)
+            # Plain tuples and one zone object per offset: this loop runs for every message.
             yield [
                 DatasetMessage(
-                    id=row["id"],
+                    id=message_id,
                     upload_id=upload_id,
-                    sender=row["sender"],
-                    timestamp=local_time(row),
-                    text=row["text"],
-                    kind=row["kind"],
-                    is_self=row["is_self"],
-                    labels={key: sorted(values) for key, values in labels[row["id"]].items()},
+                    sender=sender,
+                    timestamp=timestamp.astimezone(zone_of(utc_offset)),
+                    text=text,
+                    kind=cast(MessageKind, kind),  # the builder refuses unknown kinds
+                    is_self=is_self,
+                    labels=(
+                        {key: sorted(values) for key, values in labels[message_id].items()}
+                        if message_id in labels
+                        else {}
+                    ),
                 )
-                for row in rows
+                for message_id, _, sender, timestamp, utc_offset, text, kind, is_self in rows
             ]
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, select
@@ -59,11 +60,15 @@ class Page:
     has_previous: bool
 
 
+@lru_cache(maxsize=64)
+def zone_of(utc_offset: int) -> tzinfo:
+    """The fixed zone of a message's utc_offset (minutes east of UTC)."""
+    return timezone(timedelta(minutes=utc_offset)) if utc_offset else UTC
+
+
 def local_time(row: dict[str, Any]) -> datetime:
     """The message's time in the offset the chat was written in."""
-    offset = row["utc_offset"]
-    zone = timezone(timedelta(minutes=offset)) if offset else UTC
-    return row["timestamp"].astimezone(zone)  # type: ignore[no-any-return]
+    return row["timestamp"].astimezone(zone_of(row["utc_offset"]))  # type: ignore[no-any-return]
 
 
 def encode_cursor(seq: int) -> str:

@@ -8,6 +8,10 @@ Generates a MemoTrace TXT export, then in one process:
 - weft: what parse_upload does — parse the file (tasks.parse_upload.batches, in a thread) and
   insert each 2,000-row batch (server.db.bulk.insert_batch), committing per batch.
 Prints rows/s of each and the ratio (target >= 0.5x).
+
+Then reads the ingested upload back as a dataset build does (server.services.datasets.
+messages_for: pages of 2,000 in (timestamp, seq) order, with labels) against one bare SELECT of
+the same columns, and prints that ratio too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from server.db.migrate import upgrade
 from server.db.models import Upload, User
 from server.db.session import create_engine, create_sessionmaker
 from server.db.types import new_id
+from server.services.datasets import messages_for
 from tasks.parse_upload import BATCH, MESSAGE_COLUMNS, MESSAGES, batches
 from tests.bench.bench_parse import generate_txt
 
@@ -122,6 +127,27 @@ async def main() -> None:
         print(f"    bare multi-row INSERT: {bare:9.0f} rows/s")
         print(f"  parse + insert (job):  {weft:9.0f} rows/s")
         print(f"                  ratio: {weft / bare:.2f}x (target >= 0.5x)")
+
+        started = time.perf_counter()
+        async with engine.connect() as connection:
+            result = await connection.stream(
+                text(
+                    "SELECT id, seq, sender, timestamp, utc_offset, text, kind, is_self "
+                    "FROM messages WHERE upload_id = :upload"
+                ),
+                {"upload": uploads["weft"]},
+            )
+            read = sum([len(rows) async for rows in result.partitions(BATCH)])
+        bare_read = read / (time.perf_counter() - started)
+        started = time.perf_counter()
+        fed = 0
+        async for page in messages_for(sessionmaker, user_id, [uploads["weft"]]):
+            fed += len(page)
+        assert fed == read == args.messages, (fed, read)
+        feed = fed / (time.perf_counter() - started)
+        print(f"        bare SELECT, read: {bare_read:9.0f} rows/s")
+        print(f"  dataset feed (pages):  {feed:9.0f} rows/s")
+        print(f"                  ratio: {feed / bare_read:.2f}x")
         await engine.dispose()
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {database}")
