@@ -86,7 +86,8 @@ class InferenceStatus:
     online: bool = strawberry.field(description="Whether a worker reported in the last 30 s.")
     waiting: int
     detail: JSON | None = strawberry.field(
-        description="What the worker has loaded (bases and adapters), whether it is busy."
+        description="Whether the worker is busy, how many bases and adapters it holds, and "
+        "which of your models are loaded (your_models)."
     )
 
 
@@ -94,11 +95,11 @@ class InferenceStatus:
 class ChatQueries:
     @strawberry.field(description="The inference worker: online, queue length, loaded models.")
     async def inference_status(self, info: Info) -> InferenceStatus:
-        info.context.user_id  # noqa: B018 - callers must be signed in
-        broker = info.context.resources.chat
-        status = await broker.status()
+        status, waiting = await chat_service.inference_status(
+            info.context.resources, info.context.user_id
+        )
         return InferenceStatus(
-            online=status is not None, waiting=await broker.waiting(), detail=cast(JSON, status)
+            online=status is not None, waiting=waiting, detail=cast(JSON, status)
         )
 
 

@@ -11,9 +11,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from server.chat import ChatUnavailable
+from server.db.repositories import ModelRepository
 from server.db.types import new_id
 from server.events import chat_channel
 from server.observability import TOKENS
@@ -101,6 +103,37 @@ async def prepare(
         "params": checked_params,
         "deadline": time.time() + resources.settings.inference_timeout_seconds,
     }
+
+
+async def inference_status(resources: Resources, user_id: str) -> tuple[dict[str, Any] | None, int]:
+    """The worker's report as one user may see it (None when it is offline), and the queue.
+
+    What is resident is counted, and only the caller's own models are named: the raw report
+    holds cache paths and ids of every user's models.
+    """
+    status = await resources.chat.status()
+    waiting = await resources.chat.waiting()
+    if not isinstance(status, dict):
+        return None, waiting
+    loaded = status.get("loaded")
+    loaded = loaded if isinstance(loaded, dict) else {}
+    bases = [b for b in loaded.get("bases") or () if isinstance(b, dict)]
+    adapters = [a for b in bases for a in b.get("adapters") or () if isinstance(a, dict)]
+    # A full fine-tune is resident as a base in its cache folder, named by the model's id.
+    held = {str(a.get("id")) for a in adapters} | {PurePath(str(b.get("path"))).name for b in bases}
+    async with resources.sessionmaker() as session:
+        yours = sorted(await ModelRepository(session, user_id).get_many(sorted(held)))
+    return {
+        "busy": bool(status.get("busy")),
+        "served": status.get("served"),
+        "reported_at": status.get("reported_at"),
+        "device": loaded.get("device"),
+        "max_bases": loaded.get("max_bases"),
+        "max_adapters": loaded.get("max_adapters"),
+        "bases": len(bases),
+        "adapters": len(adapters),
+        "your_models": yours,
+    }, waiting
 
 
 async def stream(resources: Resources, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

@@ -30,12 +30,14 @@ from server.db.types import new_id, utcnow
 from server.resources import Resources
 from server.services import jobs
 from server.services.errors import InvalidInput, NotFound
+from server.services.model_sources import check_model_source
 
 LABEL_JOB = "auto_label_messages"
 TRAIN_JOB = "train_labeler"
 VALUES: dict[str, tuple[str, ...]] = {"sentiment": SENTIMENT_VALUES, "intent": INTENT_VALUES}
 MAX_BULK = 5000
 MAX_RULES_BYTES = 2 << 20
+MAX_TRAINING_UPLOADS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +300,12 @@ async def start_training(
         raise InvalidInput("the name has 1 to 100 characters", field="name")
     if not 0.0 <= min_rule_score <= 1.0:
         raise InvalidInput("minRuleScore is between 0 and 1", field="minRuleScore")
+    if encoder is not None:
+        encoder = check_model_source(resources.settings, encoder, "encoder")
+    if upload_ids is not None and len(upload_ids) > MAX_TRAINING_UPLOADS:
+        raise InvalidInput(
+            f"choose at most {MAX_TRAINING_UPLOADS} uploads, or none for all", field="uploadIds"
+        )
     async with resources.sessionmaker() as session:
         uploads = UploadRepository(session, user_id)
         for upload_id in upload_ids or ():

@@ -19,6 +19,7 @@ from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
 from server.services.errors import Conflict, InvalidInput, NotFound
+from server.services.model_sources import check_model_source
 
 TRAIN_JOB = "train_model"
 EXPORT_JOB = "export_model"
@@ -59,11 +60,9 @@ async def start_training(
     options: Mapping[str, Any],
 ) -> tuple[Model, Job]:
     name = name.strip()
-    base_model = base_model.strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput("the name has 1 to 100 characters", field="name")
-    if not 1 <= len(base_model) <= 500:
-        raise InvalidInput("name a base model: a local folder or a hub id", field="baseModel")
+    base_model = check_model_source(resources.settings, base_model, "baseModel")
     config = check_options(options)
     async with resources.sessionmaker() as session:
         dataset = await DatasetRepository(session, user_id).get(dataset_id)

@@ -128,10 +128,10 @@ async def test_two_adapters_interleaved(owner: tuple[Client, str, str]) -> None:
     texts = ["".join(c["delta"] for c in chunks) for chunks in results]
     assert texts == [alone_first, alone_second, alone_first, alone_second]
     status = await user.query("{ inferenceStatus { online waiting detail } }")
-    loaded = json.dumps(status["inferenceStatus"]["detail"])
     assert status["inferenceStatus"]["online"] is True
-    assert first in loaded
-    assert second in loaded
+    detail = status["inferenceStatus"]["detail"]
+    assert sorted([first, second]) == detail["your_models"]
+    assert detail["adapters"] >= 2
 
 
 async def test_disconnect_frees_the_worker(owner: tuple[Client, str, str]) -> None:
@@ -159,7 +159,11 @@ async def test_disconnect_frees_the_worker(owner: tuple[Client, str, str]) -> No
 async def test_other_users_model_is_refused(
     owner: tuple[Client, str, str], other_user: Client, server: LiveServer
 ) -> None:
-    _, model_id, _ = owner
+    user, model_id, _ = owner
+    await subscription(user, model_id)  # the model is resident now
+    status = await other_user.query("{ inferenceStatus { detail } }")
+    shown = json.dumps(status["inferenceStatus"]["detail"])
+    assert model_id not in shown and "/" not in shown  # neither its id nor any path
     with pytest.raises(GraphQLError, match="no such model"):
         await subscription(other_user, model_id)
     refused = await other_user.http.post(

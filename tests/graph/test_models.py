@@ -172,3 +172,27 @@ async def test_export_adapter_and_merged(user: Client, tiny_model: Path) -> None
         names = set(tar.getnames())
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
     assert "adapter_config.json" not in names
+
+
+async def test_a_base_model_inside_weft_data_is_refused(user: Client, resources: Resources) -> None:
+    # The model cache and the object folder hold other users' trained models.
+    cached = resources.settings.cache_dir / "models" / ("a" * 32)
+    cached.mkdir(parents=True, exist_ok=True)
+    (cached / "config.json").write_text("{}")
+    for path in (cached, resources.settings.data_dir):
+        refused = await train(user, datasetId="0" * 32, baseModel=str(path))
+        assert refused["code"] == "INVALID_INPUT"
+        assert refused["field"] == "baseModel"
+        assert "data directory" in refused["message"]
+    labeler = await user.query(
+        """mutation($encoder: String) { trainLabeler(name: "x", encoder: $encoder) {
+            ... on InvalidInputError { code field message } } }""",
+        {"encoder": str(cached)},
+    )
+    assert labeler["trainLabeler"]["field"] == "encoder"
+    long = await user.query(
+        """mutation($encoder: String) { trainLabeler(name: "x", encoder: $encoder) {
+            ... on InvalidInputError { code field } } }""",
+        {"encoder": "x" * 501},
+    )
+    assert long["trainLabeler"] == {"code": "INVALID_INPUT", "field": "encoder"}
