@@ -3,6 +3,7 @@ download URLs, `deleteDataset`."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, cast
@@ -12,7 +13,7 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.downloads import download_link
-from graph.errors import InvalidInputError, NotFoundError, user_error
+from graph.errors import ConflictError, InvalidInputError, NotFoundError, user_error
 from graph.jobs import Job
 from server.db.models import Dataset as DatasetRow
 from server.db.repositories import DatasetRepository
@@ -104,11 +105,13 @@ class DatasetInput:
 
     def spec(self) -> dict[str, Any]:
         filters = self.filters or DatasetFiltersInput()
+        gap = self.session_gap_minutes * 60
         return {
             "format": self.format.value,
             "persona": self.persona,
             "system_prompt": self.system_prompt,
-            "session_gap_seconds": round(self.session_gap_minutes * 60),
+            # Not a finite number: left as it is, for the spec's check to refuse it.
+            "session_gap_seconds": round(gap) if math.isfinite(gap) else gap,
             "merge_consecutive": self.merge_consecutive,
             "max_context_turns": self.max_context_turns,
             "filters": {
@@ -229,7 +232,7 @@ class DeleteDatasetSuccess:
 
 
 CreateDatasetPayload = Annotated[
-    CreateDatasetSuccess | InvalidInputError | NotFoundError,
+    CreateDatasetSuccess | InvalidInputError | NotFoundError | ConflictError,
     strawberry.union("CreateDatasetPayload"),
 ]
 DeleteDatasetPayload = Annotated[

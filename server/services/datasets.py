@@ -26,19 +26,20 @@ from ml.datasets import (
     SpecError,
     preview,
 )
-from server.db.models import Dataset, Job, Label, Message
+from server.db.models import Dataset, Job, Label, Message, User
 from server.db.repositories import DatasetRepository, UploadRepository
 from server.db.session import SessionMaker
 from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
-from server.services.errors import InvalidInput, NotFound
+from server.services.errors import Conflict, InvalidInput, NotFound
 from server.services.labels import effective
 from server.services.messages import zone_of
 
 EXPORT_JOB = "export_dataset"
 BATCH = 2000
 MAX_UPLOADS = 100
+CREATE_ATTEMPTS = 10
 
 
 def dataset_prefix(user_id: str, dataset_id: str) -> str:
@@ -74,8 +75,11 @@ async def create_dataset(
     parsed = check_spec(spec)
     upload_ids = list(dict.fromkeys(upload_ids))
     stored = {**parsed.to_dict(), "uploads": upload_ids}
-    for attempt in range(3):
+    for _ in range(CREATE_ATTEMPTS):
         async with resources.sessionmaker() as session:
+            # Creations by one user queue up on the user's row (MySQL; SQLite writes one at a
+            # time anyway), so that each reads the version number the previous one took.
+            await session.execute(select(User.id).where(User.id == user_id).with_for_update())
             uploads = await UploadRepository(session, user_id).get_many(upload_ids)
             for upload_id in upload_ids:
                 upload = uploads.get(upload_id)
@@ -115,12 +119,12 @@ async def create_dataset(
             except IntegrityError:
                 # Another request took this version number: take the next one.
                 await session.rollback()
-                if attempt == 2:
-                    raise
                 continue
         await jobs.enqueue(resources, job)
         return dataset, job
-    raise AssertionError("unreachable")
+    raise Conflict(
+        f"too many versions of {name!r} are being created at once: try again", field="name"
+    )
 
 
 async def versions(session: AsyncSession, user_id: str, name: str) -> list[Dataset]:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from server.db.models import Job, Message, Upload
-from server.db.repositories import JobRepository, MessageRepository, UploadRepository
+from server.db.repositories import MessageRepository, UploadRepository
 from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
@@ -134,28 +134,27 @@ async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[U
         upload = await UploadRepository(session, user_id).get(upload_id)
         if upload is None:
             raise NotFound("no such upload", field="id")
-        if await _active_parse(session, user_id, upload_id):
-            raise Conflict("the upload is being parsed already", field="id")
-        job = _add_parse_job(session, resources, user_id, upload_id)
-        upload.status = "uploaded"
-        upload.error = None
-        await session.commit()
-    await jobs.enqueue(resources, job)
-    return upload, job
-
-
-async def _active_parse(session: AsyncSession, user_id: str, upload_id: str) -> bool:
-    statement = (
-        JobRepository(session, user_id)
-        .select()
-        .where(
+        # Claimed in one statement, so that of two reparses at once only one finds no parse
+        # job active (two parses of one upload would fight over its messages).
+        active = exists().where(
+            Job.user_id == user_id,
             Job.subject_id == upload_id,
             Job.kind == PARSE_JOB,
             Job.status.in_(("queued", "running")),
         )
-        .limit(1)
-    )
-    return (await session.scalar(statement)) is not None
+        claimed = await session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.user_id == user_id, ~active)
+            .values(status="uploaded", error=None)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            raise Conflict("the upload is being parsed already", field="id")
+        job = _add_parse_job(session, resources, user_id, upload_id)
+        await session.commit()
+        upload.status, upload.error = "uploaded", None
+    await jobs.enqueue(resources, job)
+    return upload, job
 
 
 async def delete_upload(resources: Resources, user_id: str, upload_id: str) -> None:

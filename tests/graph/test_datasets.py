@@ -3,6 +3,7 @@ determinism, deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -104,6 +105,17 @@ async def test_build_download_and_version(user: Client) -> None:
     assert [v["version"] for v in again["versions"]] == [2, 1]
 
 
+async def test_versions_created_at_once_are_all_kept(user: Client) -> None:
+    upload_id = await upload_and_parse(user, CHAT)
+    results = await asyncio.gather(
+        *(create(user, name="同时", uploadIds=[upload_id], persona=["我"]) for _ in range(8))
+    )
+    assert all(r["__typename"] == "CreateDatasetSuccess" for r in results), results
+    assert sorted(r["dataset"]["version"] for r in results) == list(range(1, 9))
+    for result in results:
+        assert (await wait_for_job(user, result["job"]["id"]))["status"] == "SUCCEEDED"
+
+
 async def test_formats_load_back(user: Client) -> None:
     upload_id = await upload_and_parse(user, CHAT)
     chat = await build(
@@ -150,6 +162,8 @@ async def test_filters_and_bad_spec(user: Client, other_user: Client) -> None:
     bad = await create(user, name="x", uploadIds=[upload_id], evalRatio=1.5)
     assert bad["__typename"] == "InvalidInputError"
     assert "eval_ratio" in bad["field"]
+    endless = await create(user, name="x", uploadIds=[upload_id], sessionGapMinutes=1e307)
+    assert (endless["code"], endless["field"]) == ("INVALID_INPUT", "session_gap_seconds")
     missing = await create(user, name="x", uploadIds=["0" * 32])
     assert missing["__typename"] == "NotFoundError"
     theirs = await create(other_user, name="x", uploadIds=[upload_id])

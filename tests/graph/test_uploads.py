@@ -168,6 +168,32 @@ async def test_reparse_replaces_messages(user: Client) -> None:
     assert len(messages) == 20
 
 
+async def test_reparses_at_once_start_one_parse(user: Client) -> None:
+    upload_id = await upload_and_parse(user, memotrace_txt(20))
+    results = await asyncio.gather(
+        *(
+            user.query(
+                """mutation($id: ID!) { reparseUpload(id: $id) {
+                     __typename ... on ReparseUploadSuccess { job { id } }
+                     ... on ConflictError { code } } }""",
+                {"id": upload_id},
+            )
+            for _ in range(4)
+        )
+    )
+    payloads = [result["reparseUpload"] for result in results]
+    started = [p for p in payloads if p["__typename"] == "ReparseUploadSuccess"]
+    assert len(started) == 1
+    assert all(
+        p == {"__typename": "ConflictError", "code": "CONFLICT"}
+        for p in payloads
+        if p not in started
+    )
+    final = await wait_for_job(user, started[0]["job"]["id"])
+    assert final["status"] == "SUCCEEDED"
+    assert len(await all_messages(user, upload_id)) == 20
+
+
 async def test_delete_upload_removes_everything(user: Client, resources: Resources) -> None:
     upload_id = await upload_and_parse(user, memotrace_txt(10))
     key = f"users/{user.user_id}/uploads/{upload_id}/original"
