@@ -7,7 +7,6 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from graph.context import Info
@@ -164,9 +163,7 @@ class MessageQueries:
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise GraphQLError(
-            f"`{field}` needs a time zone offset, e.g. 2024-01-01T00:00:00+08:00",
-            extensions={"code": "INVALID_INPUT"},
-        )
-    return value
+    try:
+        return message_service.check_time(value, field)
+    except InvalidInput as error:
+        raise query_error(error) from None

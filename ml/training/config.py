@@ -163,6 +163,8 @@ def _check_type(name: str, value: object) -> None:
     if not isinstance(value, types):
         wanted = _TYPE_NAMES.get(types, "a string")
         raise TrainConfigError(f"{name} must be {wanted}, not {_kind(value)} {value!r}")
+    if isinstance(value, int) and not -(2**53) <= value <= 2**53:  # JSON's exact integers
+        raise TrainConfigError(f"{name} is out of range")
 
 
 def _check_types(c: TrainConfig) -> None:

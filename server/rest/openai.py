@@ -67,35 +67,6 @@ async def _model_id(resources: Resources, user_id: str, requested: object) -> st
     return by_name.id
 
 
-def _params(body: dict[str, Any]) -> chat_service.ChatParams:
-    def number(name: str, default: float) -> float:
-        value = body.get(name, default)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"`{name}` must be a number", field=name)
-        return float(value)
-
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
-        raise InvalidInput("`max_tokens` must be an integer", field="max_tokens")
-    stop = body.get("stop") or ()
-    if isinstance(stop, str):
-        stop = (stop,)
-    if not isinstance(stop, list | tuple):
-        raise InvalidInput("`stop` is a string or a list of strings", field="stop")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidInput("`seed` must be an integer", field="seed")
-    return chat_service.ChatParams(
-        max_tokens=max_tokens,
-        temperature=number("temperature", 1.0),
-        top_p=number("top_p", 1.0),
-        stop=tuple(stop),
-        seed=seed,
-    )
-
-
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
@@ -104,7 +75,10 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     for message in messages:
         content = message.get("content")
         if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            texts = [part.get("text", "") for part in content if isinstance(part, dict)]
+            if not all(isinstance(text, str) for text in texts):
+                raise InvalidInput("a content part's text is a string", field="messages")
+            content = "".join(texts)
         role = "system" if message.get("role") == "developer" else message.get("role")
         flat.append({"role": role, "content": content})
     return flat
@@ -125,7 +99,11 @@ async def chat_completions(request: Request) -> Response:
             raise InvalidInput("the body is a JSON object", field=None)
         model_id = await _model_id(resources, principal.user_id, body.get("model"))
         prepared = await chat_service.prepare(
-            resources, principal.user_id, model_id, _messages(body), _params(body)
+            resources,
+            principal.user_id,
+            model_id,
+            _messages(body),
+            chat_service.params_from_json(body, max_tokens=None, temperature=1.0),
         )
     except ServiceError as error:
         return openai_error(error.message, error.code, error.field)

@@ -144,9 +144,7 @@ def _time(value: str | None, field: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"`{field}` must be an ISO 8601 time", field=field) from None
-    if parsed.tzinfo is None:
-        raise InvalidInput(f"`{field}` needs a time zone offset", field=field)
-    return parsed
+    return message_service.check_time(parsed, field)
 
 
 @authenticated
@@ -265,16 +263,7 @@ async def model_chat(request: Request, resources: Resources, principal: Principa
     messages = body.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise InvalidInput("`messages` is a list of {role, content}", field="messages")
-    try:
-        params = chat_service.ChatParams(
-            max_tokens=body.get("max_tokens", 512),
-            temperature=float(body.get("temperature", 0.7)),
-            top_p=float(body.get("top_p", 1.0)),
-            stop=tuple(body.get("stop") or ()),
-            seed=body.get("seed"),
-        )
-    except (TypeError, ValueError):
-        raise InvalidInput("temperature and top_p are numbers", field="temperature") from None
+    params = chat_service.params_from_json(body, max_tokens=512, temperature=0.7)
     prepared = await chat_service.prepare(resources, principal.user_id, model_id, messages, params)
     if body.get("stream"):
 

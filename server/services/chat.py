@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -56,6 +56,43 @@ def check_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
             f"the conversation is longer than {MAX_CHARS} characters", field="messages"
         )
     return checked
+
+
+def params_from_json(
+    body: Mapping[str, Any], *, max_tokens: int | None, temperature: float
+) -> ChatParams:
+    """ChatParams from a JSON request body (the REST and OpenAI routes), with its types checked;
+    `max_tokens` and `temperature` are the route's defaults."""
+
+    def number(name: str, default: float) -> float:
+        value = body.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"`{name}` must be a number", field=name)
+        try:
+            return float(value)
+        except OverflowError:
+            raise InvalidInput(f"`{name}` is out of range", field=name) from None
+
+    def integer(name: str, value: object) -> int | None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidInput(f"`{name}` must be an integer", field=name)
+        return value
+
+    stop = body.get("stop") or ()
+    if isinstance(stop, str):
+        stop = (stop,)
+    if not isinstance(stop, list | tuple):
+        raise InvalidInput("`stop` is a string or a list of strings", field="stop")
+    tokens = body.get("max_completion_tokens", body.get("max_tokens", max_tokens))
+    return ChatParams(
+        max_tokens=integer("max_tokens", tokens),
+        temperature=number("temperature", temperature),
+        top_p=number("top_p", 1.0),
+        stop=tuple(stop),
+        seed=integer("seed", body.get("seed")),
+    )
 
 
 def check_params(params: ChatParams) -> dict[str, Any]:

@@ -60,6 +60,21 @@ class Page:
     has_previous: bool
 
 
+def check_time(value: datetime | None, field: str) -> datetime | None:
+    """A time bound as given, if it has an offset and falls in years 1 to 9999 in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(
+            f"`{field}` needs a time zone offset, e.g. 2024-01-01T00:00:00+08:00", field=field
+        )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"`{field}` is out of range", field=field) from None
+    return value
+
+
 @lru_cache(maxsize=64)
 def zone_of(utc_offset: int) -> tzinfo:
     """The fixed zone of a message's utc_offset (minutes east of UTC)."""
@@ -79,9 +94,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "m":
+        seq = int(value)
+        if prefix != "m" or not 0 <= seq < 2**31:  # seq is a 32-bit column
             raise ValueError(raw)
-        return int(value)
+        return seq
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("invalid cursor", field="after") from None
 

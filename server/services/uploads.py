@@ -9,7 +9,7 @@ import logging
 import posixpath
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
@@ -214,10 +214,12 @@ def _decode_upload_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, rest = raw.partition(":")
         created, _, upload_id = rest.partition("|")
-        if prefix != "u" or not upload_id:
+        when = datetime.fromisoformat(created)
+        if prefix != "u" or not upload_id or when.tzinfo is None:
             raise ValueError(raw)
-        return datetime.fromisoformat(created), upload_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        when.astimezone(UTC)  # in range for the column
+        return when, upload_id
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("invalid cursor", field="after") from None
 
 

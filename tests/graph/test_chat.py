@@ -185,6 +185,27 @@ async def test_bad_requests(owner: tuple[Client, str, str], server: LiveServer) 
     user, model_id, _ = owner
     with pytest.raises(GraphQLError, match="temperature"):
         await subscription(user, model_id, temperature=9.0)
+    # Wrong JSON types are INVALID_INPUT on both REST routes, never a server error.
+    hello = [{"role": "user", "content": "hi"}]
+    for body, field in (
+        ({"max_tokens": "5"}, "max_tokens"),
+        ({"seed": "5"}, "seed"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"stop": 5}, "stop"),
+    ):
+        response = await user.http.post(
+            "/api/v1/model/chat",
+            json={"model_id": model_id, "messages": hello, **body},
+            headers=user.headers,
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == field
+    response = await user.http.post(
+        "/v1/chat/completions",
+        json={"model": model_id, "messages": [{"role": "user", "content": [{"text": 5}]}]},
+        headers=user.headers,
+    )
+    assert response.status_code == 400, response.text
     client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="weft_wrong")
     with pytest.raises(openai.AuthenticationError):
         await client.models.list()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -356,6 +357,36 @@ async def test_page_size_and_cursor_are_checked(user: Client) -> None:
     upload_id = await upload_and_parse(user, memotrace_txt(3))
     with pytest.raises(GraphQLError, match="invalid cursor"):
         await user.query(MESSAGES, {"upload": upload_id, "after": "garbage!"})
+    # Forged cursors: a seq beyond the column, an upload time without offset or out of range.
+    forged = [b"m:" + b"9" * 30, b"m:-1"]
+    for cursor in forged:
+        with pytest.raises(GraphQLError, match="invalid cursor"):
+            await user.query(MESSAGES, {"upload": upload_id, "after": _b64(cursor)})
+    for cursor in (b"u:2024-01-01T00:00:00|zzz", b"u:0001-01-01T00:00:00+08:00|zzz"):
+        with pytest.raises(GraphQLError, match="invalid cursor"):
+            await user.query(
+                "query($after: String) { uploads(after: $after) { totalCount } }",
+                {"after": _b64(cursor)},
+            )
+    for bound in ("0001-01-01T00:00:00+08:00", "2024-01-01T00:00:00"):
+        with pytest.raises(GraphQLError) as raised:
+            await user.query(
+                "query($u: ID!, $since: DateTime) { messages(uploadId: $u, since: $since) {"
+                " totalCount } }",
+                {"u": upload_id, "since": bound},
+            )
+        assert raised.value.errors[0]["extensions"]["code"] == "INVALID_INPUT"
+    response = await user.http.get(
+        "/api/v1/messages",
+        params={"upload_id": upload_id, "since": "0001-01-01T00:00:00+08:00"},
+        headers=user.headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "since"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 async def test_too_deep_query_is_refused(user: Client) -> None:

@@ -52,6 +52,8 @@ def test_learning_rate_defaults_per_method() -> None:
         ({"gradient_checkpointing": 1}, "gradient_checkpointing must be true or false"),
         ({"device": "tpu"}, "device must be auto, cpu, cuda or cuda:N"),
         ({"learning_rate": float("nan")}, "learning_rate must be greater than zero"),
+        ({"lora_r": 10**400}, "lora_r is out of range"),
+        ({"epochs": -(10**400)}, "epochs is out of range"),
     ],
 )
 def test_invalid_options_are_refused_with_a_clear_message(
