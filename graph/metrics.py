@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -9,13 +10,31 @@ from strawberry.extensions import SchemaExtension
 
 from server.observability import GRAPHQL_OPERATIONS, GRAPHQL_SECONDS
 
+# Operation names come from clients: only so many distinct ones become label values, so that
+# a client sending random names cannot grow the metrics without bound.
+MAX_NAMES = 200
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_named: set[str] = set()
+
+
+def metric_name(name: str | None) -> str:
+    """The operation's name as a label value: "anonymous", the name, or "other"."""
+    if name is None:
+        return "anonymous"
+    if name in _named:
+        return name
+    if len(_named) < MAX_NAMES and _NAME.fullmatch(name):
+        _named.add(name)
+        return name
+    return "other"
+
 
 class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         yield
         context = self.execution_context
-        name = context.operation_name or "anonymous"
+        name = metric_name(context.operation_name)
         try:
             kind = context.operation_type.value
         except Exception:  # an unparsable document has no operation type

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from graph.metrics import MAX_NAMES, metric_name
 from server.observability import JsonFormatter, job_id, request_id
 from tests.support.exports import memotrace_txt
 from tests.support.live import Client
@@ -50,3 +51,13 @@ def test_json_log_lines_carry_request_and_job_ids() -> None:
     assert line["request_id"] == "req-1"
     assert line["job_id"] == "job-9"
     assert line["level"] == "info"
+
+
+def test_client_chosen_operation_names_are_bounded() -> None:
+    assert metric_name(None) == "anonymous"
+    assert metric_name("x" * 65) == "other"
+    assert metric_name("名字") == "other"
+    names = {metric_name(f"Op{n}") for n in range(MAX_NAMES * 2)}
+    assert "other" in names
+    assert len(names) <= MAX_NAMES + 1
+    assert metric_name("Op0") == "Op0"  # a name already counted keeps its label
