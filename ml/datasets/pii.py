@@ -7,16 +7,31 @@ reviewer reading a Chinese dataset (or a chat user) sees what was there:
     id_card    <身份证号>  18-digit resident ID, birth date and GB 11643 check digit valid
     bank_card  <银行卡号>  16-19 digits starting 3-6 (UnionPay, Visa, Mastercard...), Luhn valid
     email      <邮箱>
-    wechat_id  <微信号>    wxid_..., and an id after 微信/微信号/vx/wx (the keyword stays)
+    wechat_id  <微信号>    wxid_..., and an id after 微信(号/号码/账号/ID), vx, wx, WeChat (ID)...
+                           (the keyword stays)
     url        <网址>      http(s):// or www. addresses
     plate      <车牌号>    licence plates, 7 characters or 8 for new-energy vehicles
     name       <姓名>      names the caller lists
 
-Numbers are only replaced when their shape and checksum say so, so prices (¥3500, 3500元),
-dates (2024-01-15, 20240115), times, amounts and order numbers that fail the checksum survive.
-An 11-digit number starting 13-19 is always taken for a phone number, and about one in ten
-16-19 digit order numbers starting with 3-6 passes Luhn and is taken for a card: the checksums
-cannot tell those apart.
+Numbers are only replaced when their shape and checksum say so, so prices (¥3500, 3500元,
+1,234.50), dates (2024-01-15, 20240115), times, amounts and order numbers that fail the checksum
+survive. Digits count in any script (１３８, ١٣٨, 𝟏𝟑𝟖: people spell numbers so to get past
+filters). A number glued to a digit, a letter or a decimal point ("3.1415926535", "SN13812345678")
+is part of something else; a comma only joins it to its neighbour as a thousands separator (a
+run of 1-3 digits, a comma, exactly 3 digits), so "13812345678,13987654321" is two phones. The
+one exception to the letter rule: a mobile number right after a contact word (tel, phone,
+mobile, mob, cell, vx, wx, qq, weixin, wechat, in any case, itself not glued to a letter or
+digit), as in 加vx13812345678 or Tel13812345678, is a phone, and the word stays; only a phone
+is taken there, never an ID or a card number. A lone v counts only where no ASCII character
+comes before it (加v13812345678, or at the start): after a space it is more likely a version.
+
+Known limits, which shape and checksum cannot tell apart:
+- an 11-digit number starting 13-19 is always taken for a phone number, and so are three
+  numbers that happen to line up as one ("价格 150 2000 3000" is shaped like 150-2000-3000);
+- about one in ten 16-19 digit order numbers starting with 3-6 passes Luhn and is taken for a
+  card;
+- a code made of a contact word and a mobile-shaped number (a part number TEL13812345678) is
+  taken for a phone.
 
 One compiled pattern with a named group per kind finds candidates; a small Python check per
 candidate validates checksums. Text in which nothing can start a pattern (most Chinese chat
@@ -57,8 +72,10 @@ PLACEHOLDERS: Final[dict[str, str]] = {
 
 _PROVINCES: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 _PLATE_LETTER: Final = "A-HJ-NP-Za-hj-np-z"  # plates never use I or O
-_WECHAT_CJK: Final = r"(?:微信|威信|薇信|[Vv]信)(?:号|(?i:id))?"
-_WECHAT_ASCII: Final = r"(?<![A-Za-z0-9_])(?i:vx|wx|weixin|wechat)(?:号|(?i:id))?"
+# 微信号, 微信号码, 微信账号, 微信ID, "WeChat ID"; an "id" that goes on (wechat idiot1) is not one.
+_WECHAT_SUFFIX: Final = r"(?:号码?|账号|[ \t]?(?i:id)(?![A-Za-z0-9_]))?"
+_WECHAT_CJK: Final = rf"(?:微信|威信|薇信|[Vv]信){_WECHAT_SUFFIX}"
+_WECHAT_ASCII: Final = rf"(?<![A-Za-z0-9_])(?i:vx|wx|weixin|wechat){_WECHAT_SUFFIX}"
 _WECHAT_SEP: Final = r"[ \t]{0,3}(?:[:：=]|是|为)?[ \t]{0,3}"
 
 _URL: Final = (
@@ -77,15 +94,27 @@ _PLATE: Final = (
     rf"(?P<plate>[{_PROVINCES}][{_PLATE_LETTER}][·•\- ]?"
     rf"(?:[{_PLATE_LETTER}0-9]{{5,6}}|[{_PLATE_LETTER}0-9]{{4}}[挂学警港澳])(?![A-Za-z0-9]))"
 )
-# Digits glued to letters or to a decimal point are part of something else (a code, a price).
+# Words after which a mobile number may follow without a space (加vx13812345678, Tel138...),
+# grouped by length: a look-behind has one width. A lone v is WeChat in 加v138..., but more
+# likely a version after a space or a dot ("release v13812345678"): it counts after no ASCII.
+_CONTACT_WORDS: Final = ("vx|wx|qq", "tel|mob", "cell", "phone", "mobile|weixin|wechat")
+_AFTER_CONTACT_WORD: Final = "|".join(
+    [r"(?<=(?<![\x00-\x7f])[Vv])", *(rf"(?<=(?<![A-Za-z0-9_])(?i:{w}))" for w in _CONTACT_WORDS)]
+)
+# A comma between a run of 1-3 digits and exactly 3 digits is a thousands separator.
+_AFTER_THOUSANDS_COMMA: Final = r"(?:(?<=(?<!\d)\d,)|(?<=(?<!\d)\d\d,)|(?<=(?<!\d)\d\d\d,))"
+# Digits glued to letters, to a decimal point or to a thousands separator are part of something
+# else (a code, a price); see the module docstring. `\d` is any script's digit: see _digits.
 _NUM: Final = (
-    r"(?P<num>(?<![\dA-Za-z_])(?<!\d[.,])"
+    rf"(?P<num>(?=[+\d])(?:(?<![\dA-Za-z_])|(?<=[A-Za-z])(?:{_AFTER_CONTACT_WORD}))(?<!\d\.)"
+    rf"(?!{_AFTER_THOUSANDS_COMMA}\d{{3}}(?!\d))"
     r"(?:(?:\+86|0086)[ -]?1[3-9]\d[ -]?\d{4}[ -]?\d{4}"
-    r"|\d{4}(?:[ -]\d{4}){3}(?:[ -]\d{1,3})?"
+    # The last group of a 17-19 digit card, unless a thousands group: "6222 ... 1234 100,000".
+    r"|\d{4}(?:[ -]\d{4}){3}(?P<numtail>[ -]\d{1,3}(?!,\d{3}(?!\d)))?"
     r"|1[3-9]\d[ -]?\d{4}[ -]?\d{4}"
     r"|\d{6}[ -]\d{8}[ -]\d{3}[\dXx]"
     r"|\d{11,19}[Xx]?)"
-    r"(?![\dA-Za-z_])(?![.,]\d))"
+    r"(?![\dA-Za-z_])(?!\.\d))"
 )
 # Every pattern starts with one of these characters (names add their own first characters):
 # one scan for them (a character class is the fastest search there is) rules out most lines.
@@ -98,14 +127,15 @@ _ID_CHECK: Final = "10X98765432"
 _NOT_DIGIT: Final = re.compile(r"[^0-9Xx]")
 _WECHAT_EXPLICIT_SEP: Final = re.compile(r"[:：=是为]")
 
-# How much already-emitted text a StreamMasker keeps to answer the patterns' look-behinds.
+# How much already-emitted text a StreamMasker keeps to answer the patterns' look-behinds (the
+# longest: a character before "mobile" or "wechat" before a number, 7).
 _LOOKBEHIND_CONTEXT: Final = 8
 # The longest number pattern with separators ("6222 0202 0000 1234 567" is 23).
 _MAX_GROUPED_NUMBER: Final = 32
 _PLATE_TAIL: Final = re.compile(rf"[{_PROVINCES}](?:[{_PLATE_LETTER}][·•\- ]?)?\Z")
 _WECHAT_TAIL: Final = re.compile(
-    r"(?:(?:微信|威信|薇信|[Vv]信)(?:号|(?i:id?))?"
-    r"|(?<![A-Za-z0-9_])(?i:vx|wx|weixin|wechat)(?:号|(?i:id?))?)"
+    r"(?:(?:微信|威信|薇信|[Vv]信)(?:号码?|账号?|[ \t]?(?i:id?))?"
+    r"|(?<![A-Za-z0-9_])(?i:vx|wx|weixin|wechat)(?:号码?|账号?|[ \t]?(?i:id?))?)"
     rf"{_WECHAT_SEP}\Z"
 )
 _KEYWORD_PREFIXES: Final = frozenset({"微", "威", "薇"})
@@ -147,10 +177,23 @@ def _is_mobile(digits: str) -> bool:
     return len(digits) == 11 and digits[0] == "1" and digits[1] in "3456789"
 
 
+def _digits(raw: str) -> str:
+    """The digits of a number the pattern found, as ASCII, and its X if it has one.
+
+    `\\d` matches a decimal digit of any script (exactly the characters `str.isdecimal` accepts),
+    so every one of them is mapped to its value here; NFKC would leave Arabic-Indic digits alone.
+    """
+    if raw.isascii():
+        return _NOT_DIGIT.sub("", raw)
+    return "".join(
+        str(unicodedata.decimal(c)) if c.isdecimal() else c
+        for c in raw
+        if c.isdecimal() or c in "Xx"
+    )
+
+
 def _classify_number(raw: str) -> str | None:
-    if not raw.isascii():
-        raw = unicodedata.normalize("NFKC", raw)  # full-width digits
-    digits = _NOT_DIGIT.sub("", raw)
+    digits = _digits(raw)
     has_x = digits[-1] in "Xx"
     n = len(digits)
     if not has_x and (
@@ -263,36 +306,48 @@ class Scrubber:
         search = self._pattern.search
         m = search(text, pos)
         while m is not None:
+            start = m.start()
             hit = self._classify(m)
             if hit is None:
                 # Not valid after all (a checksum failed): whatever starts inside it still counts.
-                m = search(text, m.start() + 1)
+                m = search(text, start + 1)
                 continue
-            kind, replacement = hit
-            yield m.start(), m.end(), kind, replacement
-            m = search(text, m.end())
+            end, kind, replacement = hit
+            yield start, end, kind, replacement
+            m = search(text, end)
 
-    def _classify(self, m: re.Match[str]) -> tuple[str, str] | None:
+    def _classify(self, m: re.Match[str]) -> tuple[int, str, str] | None:
+        """Where the hit ends (a number may end before the match), its type and replacement."""
         group = m.lastgroup
+        end = m.end()
         if group == "num":
+            start = m.start()
             kind = _classify_number(m.group())
-            return None if kind is None else (kind, PLACEHOLDERS[kind])
+            tail = m.start("numtail")
+            if kind is None and tail >= 0:
+                # "6222 0202 0000 1235 100元": the tail was the next number, not the card's end.
+                kind = _classify_number(m.string[start:tail])
+                end = tail
+            before = m.string[start - 1] if start else ""
+            if kind is None or (kind != "phone" and before.isascii() and before.isalpha()):
+                return None  # only a phone may follow a contact word
+            return end, kind, PLACEHOLDERS[kind]
         if group == "wechat":
             keyword, sep, value = m.group("wxkw", "wxsep", "wxval")
-            explicit = keyword[-1] in "号dD" or _WECHAT_EXPLICIT_SEP.search(sep) is not None
+            explicit = keyword[-1] in "号码dD" or _WECHAT_EXPLICIT_SEP.search(sep) is not None
             if not explicit:
                 # 微信 zhangsan88 is an id; "wechat support" or 微信Pay is not.
                 if keyword.isascii() and not sep:
                     return None
                 if not any(c.isdigit() or c in "_-" for c in value):
                     return None
-            return "wechat_id", f"{keyword}{sep}{PLACEHOLDERS['wechat_id']}"
+            return end, "wechat_id", f"{keyword}{sep}{PLACEHOLDERS['wechat_id']}"
         if group == "plate":
-            return ("plate", PLACEHOLDERS["plate"]) if _valid_plate(m.group()) else None
+            return (end, "plate", PLACEHOLDERS["plate"]) if _valid_plate(m.group()) else None
         if group == "wxid":
-            return "wechat_id", PLACEHOLDERS["wechat_id"]
+            return end, "wechat_id", PLACEHOLDERS["wechat_id"]
         assert group is not None
-        return group, PLACEHOLDERS[group]
+        return end, group, PLACEHOLDERS[group]
 
     def hold_start(self, text: str) -> int:
         """Where a tail of `text` begins that more text could still turn into (part of) a match.
