@@ -96,6 +96,17 @@ attr_ssize(PyObject *state, const char *name, Py_ssize_t *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
+static int
+attr_longlong(PyObject *state, const char *name, long long *out)
+{
+    PyObject *value = attr(state, name);
+    if (value == NULL)
+        return -1;
+    *out = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 /* KeyMaker's state for the current second, carried between buffers. */
 typedef struct {
     PyObject *owner;     /* the KeyMaker */
@@ -562,9 +573,10 @@ fail_body:
  *
  * The messages of the headers in `buffer`, all but the last unless `eof` (its body may go on
  * in the next chunk); `consumed` is where the unread rest starts, `headers` how many headers
- * the buffer holds. None asks the caller to read this buffer with the Python reader: a header
- * whose time is not real or is earlier than the one before belongs in the previous body, and
- * that merge stays in one place.
+ * the buffer holds; state.last_epoch becomes the epoch of the last message. None asks the
+ * caller to read this buffer with the Python reader: a header whose time is not real or is
+ * earlier than the one before belongs in the previous body (or, in an hour repeated by a DST
+ * fall-back, in its second pass), and those rules stay in one place.
  */
 static PyObject *
 memotrace_txt(PyObject *module, PyObject *args)
@@ -589,9 +601,11 @@ memotrace_txt(PyObject *module, PyObject *args)
     TxtState s;
     Keys keys = {0};
     PyObject *messages = NULL, *hours = NULL, *last = NULL, *result = NULL;
-    if (txt_state_load(&s, state) < 0)
+    long long previous;
+    if (txt_state_load(&s, state) < 0 || attr_longlong(state, "last_epoch", &previous) < 0)
         goto done;
-    /* Check every header first: each hour real, the times in order. */
+    /* Check every header first: each hour real, the times in order, as wall-clock times and
+     * as epochs (a step back in epochs is a DST change: the Python reader sorts it out). */
     hours = PyList_New(count);
     if (hours == NULL)
         goto done;
@@ -620,23 +634,35 @@ memotrace_txt(PyObject *module, PyObject *args)
                     result = Py_NewRef(Py_None);
                     goto done;
                 }
+                if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2) {
+                    Py_DECREF(found);
+                    PyErr_SetString(PyExc_TypeError, "hour() must return (epoch, start)");
+                    goto done;
+                }
                 Py_XSETREF(last, found);
                 last_hour = hour_key;
             }
+            long long base = PyLong_AsLongLong(PyTuple_GET_ITEM(last, 0));
+            if (base == -1 && PyErr_Occurred())
+                goto done;
+            long long epoch = base + head->minute * 60 + head->second;
+            if (epoch < previous) {
+                Py_CLEAR(hours);
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            previous = epoch;
             PyList_SET_ITEM(hours, k, Py_NewRef(last));
         }
     }
     Py_ssize_t emit = eof ? count : count - 1;
+    long long emitted = LLONG_MIN;
     messages = PyList_New(0);
     if (messages == NULL || keys_load(&keys, s.keys) < 0)
         goto done;
     for (Py_ssize_t k = 0; k < emit; k++) {
         Head *head = &heads[k];
         PyObject *found = PyList_GET_ITEM(hours, k);
-        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2) {
-            PyErr_SetString(PyExc_TypeError, "hour() must return (epoch, start)");
-            goto done;
-        }
         long long base = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 0));
         if (base == -1 && PyErr_Occurred())
             goto done;
@@ -644,7 +670,7 @@ memotrace_txt(PyObject *module, PyObject *args)
         if (hour_set(&hour, PyTuple_GET_ITEM(found, 1)) < 0)
             goto done;
         int offset = head->minute * 60 + head->second;
-        long long epoch = base + offset;
+        long long epoch = emitted = base + offset;
         PyObject *when = hour_datetime(&hour, epoch, offset, s.from_epoch, s.deltas);
         if (when == NULL)
             goto done;
@@ -676,6 +702,13 @@ memotrace_txt(PyObject *module, PyObject *args)
     }
     if (keys_store(&keys) < 0)
         goto done;
+    if (emit > 0) {
+        PyObject *value = PyLong_FromLongLong(emitted);
+        int stored = value != NULL && PyObject_SetAttrString(state, "last_epoch", value) == 0;
+        Py_XDECREF(value);
+        if (!stored)
+            goto done;
+    }
     result = Py_BuildValue("(Onn)", messages, eof ? n : heads[count - 1].gap, count);
 done:
     keys_clear(&keys);
@@ -841,10 +874,11 @@ find_either(int kind, const void *data, Py_ssize_t from, Py_ssize_t n, Py_UCS4 a
 
 /* Reads one record from buf[*pos:]. 1: a record (pos moves past it), 0: the buffer ends inside
  * it and more text is coming, -1: an error, -2: a field over `limit` characters (csv.reader's
- * field_size_limit; *line says on which line). */
+ * field_size_limit; *line says on which line), -3: a delimiter after `max_fields` fields (the
+ * Python reader's check, see csvfmt._Fields). */
 static int
 read_record(Record *r, Py_ssize_t n, Py_ssize_t *pos, int eof, Py_UCS4 delimiter,
-            Py_ssize_t limit, Py_ssize_t *line)
+            Py_ssize_t limit, Py_ssize_t max_fields, Py_ssize_t *line)
 {
     int kind = r->kind;
     const void *data = r->data;
@@ -877,6 +911,8 @@ read_record(Record *r, Py_ssize_t n, Py_ssize_t *pos, int eof, Py_UCS4 delimiter
                 goto end_of_data;
             if (CH(i++) == '\n')
                 goto end_of_line;
+            if (r->fields >= max_fields)
+                return -3;
             continue;
         }
         /* Quoted: "" is a quote; after the closing quote, text up to the delimiter joins the
@@ -931,6 +967,8 @@ read_record(Record *r, Py_ssize_t n, Py_ssize_t *pos, int eof, Py_UCS4 delimiter
             i++;
             if (ch == '\n')
                 goto end_of_line;
+            if (r->fields >= max_fields)
+                return -3;
             break;
         }
     }
@@ -952,7 +990,8 @@ typedef struct {
     PyObject *hour, *from_epoch, *deltas, *epoch_of, *describe, *self_name, *member, *keys;
     PyObject *csv_error;
     Py_UCS4 delimiter;
-    Py_ssize_t width, limit, i_type, i_self, i_time, i_content, i_sub, i_local, i_talker;
+    Py_ssize_t width, limit, max_fields;
+    Py_ssize_t i_type, i_self, i_time, i_content, i_sub, i_local, i_talker;
     Py_ssize_t i_strtime, i_remark, i_nick, i_wxid;
 } CsvState;
 
@@ -993,6 +1032,7 @@ csv_state_load(CsvState *s, PyObject *state)
         return -1;
     }
     if (attr_ssize(state, "width", &s->width) < 0 || attr_ssize(state, "limit", &s->limit) < 0 ||
+        attr_ssize(state, "max_fields", &s->max_fields) < 0 ||
         attr_ssize(state, "i_type", &s->i_type) < 0 ||
         attr_ssize(state, "i_self", &s->i_self) < 0 ||
         attr_ssize(state, "i_time", &s->i_time) < 0 ||
@@ -1179,7 +1219,8 @@ done:
  * The messages of the complete records in `buffer` (all of them when `eof`); `consumed` is
  * where the unread rest starts. state.header says whether the header row is still to skip,
  * state.line counts the lines read (for error messages); both are updated. A field longer
- * than state.limit raises state.csv_error as csv.reader would.
+ * than state.limit raises state.csv_error as csv.reader would, and so does a record with more
+ * than state.max_fields fields (state.line: where it starts).
  */
 static PyObject *
 memotrace_csv(PyObject *module, PyObject *args)
@@ -1206,14 +1247,22 @@ memotrace_csv(PyObject *module, PyObject *args)
         goto done;
     while (pos < n) {
         Py_ssize_t reached = line;
-        int read = read_record(&record, n, &pos, eof, s.delimiter, s.limit, &reached);
+        int read =
+            read_record(&record, n, &pos, eof, s.delimiter, s.limit, s.max_fields, &reached);
         if (read == 0)
             break;
         if (read < 0) {
-            if (read == -2) {
-                PyObject *where = PyLong_FromSsize_t(reached);
-                if (where && PyObject_SetAttrString(state, "line", where) == 0)
-                    PyErr_Format(s.csv_error, "field larger than field limit (%zd)", s.limit);
+            if (read == -2 || read == -3) {
+                /* the line of the long field; the line where the wide record starts */
+                PyObject *where = PyLong_FromSsize_t(read == -2 ? reached : line + 1);
+                if (where && PyObject_SetAttrString(state, "line", where) == 0) {
+                    if (read == -2)
+                        PyErr_Format(s.csv_error, "field larger than field limit (%zd)",
+                                     s.limit);
+                    else
+                        PyErr_Format(s.csv_error, "record with more than %zd fields",
+                                     s.max_fields);
+                }
                 Py_XDECREF(where);
             }
             goto done;

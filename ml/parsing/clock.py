@@ -97,6 +97,16 @@ class Clock:
             raise ValueError("minute or second out of range")
         return base + minute * 60 + min(second, 59)
 
+    def second_pass(self, epoch: int) -> int | None:
+        """The epoch of the second pass through the wall-clock time at ``epoch`` where a DST
+        fall-back repeats it (``epoch`` being the first, as every local time is read here);
+        None where that time happens once."""
+        first = datetime.fromtimestamp(epoch, self.tz)
+        if first.fold:
+            return None
+        second = int(first.replace(fold=1).timestamp())
+        return second if second > epoch else None
+
     def _hour_start(self, key: object, year: int, month: int, day: int, hour: int) -> int:
         base = int(datetime(year, month, day, hour, tzinfo=self.tz).timestamp())
         if len(self.hours) >= _CACHE_MAX:

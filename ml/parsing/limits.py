@@ -22,3 +22,5 @@ class Limits:
     """Archive nesting: 1 allows a plain zip, 2 a zip inside a zip."""
     max_field_chars: int = 1_000_000
     """Characters in one message, CSV field or JSON element."""
+    max_csv_fields: int = 500
+    """Fields in one CSV record (exports have about a dozen columns)."""

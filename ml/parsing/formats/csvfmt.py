@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
@@ -34,6 +35,7 @@ from ml.parsing.model import ParsedMessage
 from ml.parsing.textio import CHUNK_CHARS
 
 _UNIT = "\x1f"  # separates sender and text in hashed keys, as in KeyMaker
+_WIDE = "record with more than"  # csv.Error of a record over max_csv_fields (as the C reader)
 
 Header = tuple[str, list[str]]
 """(delimiter, normalised column names)."""
@@ -78,11 +80,14 @@ def _sniffer(name: str, required: tuple[str, ...], example: str) -> Any:
 
 def _rows(stream: TextIO, ctx: Context, header: Header) -> Iterator[list[str]]:
     csv.field_size_limit(ctx.limits.max_field_chars)
-    reader = csv.reader(stream, delimiter=header[0])
+    rows = [0]  # records returned, for _lines to know where each one starts
+    reader = csv.reader(_lines(stream, header[0], ctx, rows), delimiter=header[0])
     width = len(header[1])
     try:
         next(reader, None)
+        rows[0] = 1
         for row in reader:
+            rows[0] += 1
             if len(row) < width:
                 if not row or row == [""]:
                     continue
@@ -98,7 +103,123 @@ def _csv_error(error: csv.Error, line: int, ctx: Context) -> ParseError:
             f"a CSV field on line {line:,} is longer than {ctx.limits.max_field_chars:,} "
             "characters; the file is not a chat export or is damaged"
         )
+    if str(error).startswith(_WIDE):
+        return ParseError(
+            f"the CSV record on line {line:,} has more than {ctx.limits.max_csv_fields:,} "
+            "fields; the file is not a chat export or is damaged"
+        )
     return ParseError(f"the CSV is malformed on line {line:,}: {error}")
+
+
+def _lines(stream: TextIO, delimiter: str, ctx: Context, rows: list[int]) -> Iterator[str]:
+    """The lines of a CSV stream for csv.reader, read in bounded pieces and checked.
+
+    csv.reader builds a whole record before it returns it, and iterating a stream reads a
+    whole line: a record of a million fields, or a line without end, would fill memory before
+    anything could refuse it. Here a line is read a piece at a time, and a record that could
+    break a limit (as many delimiters as max_csv_fields, or a line as long as a piece) is cut
+    into fields as csv.reader cuts them, to fail where and as the C reader does (_Fields); so
+    is one of many lines, rather than keep them all. ``rows[0]`` counts the records
+    csv.reader has returned (it reads the lines of one record and no further).
+    """
+    read = stream.readline
+    piece = CHUNK_CHARS
+    max_fields = ctx.limits.max_csv_fields
+    line = 0
+    row = -1
+    record: list[str] = []  # the current record's lines, until it is cut into fields here
+    delimiters = 0
+    fields: _Fields | None = None
+    while text := read(piece):
+        line += 1
+        if rows[0] != row:
+            row = rows[0]
+            record.clear()
+            delimiters = 0
+            fields = None
+        if fields is None:
+            delimiters += text.count(delimiter)
+            if len(text) < piece and delimiters < max_fields and len(record) < _KEPT_LINES:
+                record.append(text)
+                yield text
+                continue
+            start = line - len(record)
+            fields = _Fields(delimiter, ctx, start)
+            for number, earlier in enumerate(record, start):
+                fields.feed(earlier, number)
+            record.clear()
+        fields.feed(text, line)
+        if len(text) == piece and text[-1] != "\n":
+            pieces = [text]
+            while text[-1] != "\n" and (text := read(piece)):
+                fields.feed(text, line)
+                pieces.append(text)
+            text = "".join(pieces)
+        yield text
+
+
+_START, _FIELD, _QUOTED, _QUOTE = range(4)
+_KEPT_LINES = 64  # lines of a record kept to be cut into fields later; a longer one is cut now
+
+
+class _Fields:
+    """One record cut into fields as csv.reader cuts them (excel dialect, not strict), fed a
+    line or a piece of one at a time, with the checks the C reader makes as it reads: a field
+    over max_field_chars, a delimiter after max_csv_fields fields."""
+
+    __slots__ = ("count", "ctx", "length", "mode", "start", "stops")
+
+    def __init__(self, delimiter: str, ctx: Context, start: int) -> None:
+        self.stops = re.compile(f"[{re.escape(delimiter)}\n]")
+        self.ctx = ctx
+        self.start = start
+        self.mode = _START
+        self.count = 0
+        self.length = 0
+
+    def feed(self, text: str, line: int) -> None:
+        limit = self.ctx.limits.max_field_chars
+        at, end = 0, len(text)
+        while at < end:
+            mode = self.mode
+            if mode == _QUOTED:
+                quote = text.find('"', at)
+                self.length += (end if quote < 0 else quote) - at
+                if self.length > limit:
+                    raise self._too_long(line)
+                if quote < 0:
+                    return
+                self.mode = _QUOTE
+                at = quote + 1
+                continue
+            if text[at] == '"' and mode != _FIELD:
+                # At the start: a quoted field. After a quote inside one: an escaped quote.
+                self.mode = _QUOTED
+                if mode == _QUOTE:
+                    self.length += 1
+                    if self.length > limit:
+                        raise self._too_long(line)
+                at += 1
+                continue
+            # Unquoted, or what follows a quoted field's closing quote: up to a delimiter.
+            stop = self.stops.search(text, at)
+            self.length += (end if stop is None else stop.start()) - at
+            if self.length > limit:
+                raise self._too_long(line)
+            if stop is None:
+                self.mode = _FIELD
+                return
+            at = stop.end()
+            self.mode, self.length = _START, 0
+            if text[stop.start()] == "\n":
+                self.count = 0
+                continue
+            self.count += 1
+            if self.count >= self.ctx.limits.max_csv_fields:
+                raise _csv_error(csv.Error(f"{_WIDE} {self.count} fields"), self.start, self.ctx)
+
+    def _too_long(self, line: int) -> ParseError:
+        return _csv_error(csv.Error("field larger than field limit"), line, self.ctx)
 
 
 def _index(header: Header, *names: str) -> int | None:
@@ -140,6 +261,7 @@ class _MemoTraceState:
         "keys",
         "limit",
         "line",
+        "max_fields",
         "member",
         "message",
         "self_name",
@@ -160,6 +282,7 @@ class _MemoTraceState:
         self.delimiter = header[0]
         self.width = len(header[1])
         self.limit = ctx.limits.max_field_chars
+        self.max_fields = ctx.limits.max_csv_fields
         self.header = True
         self.line = 0
         self.clock = ctx.clock
@@ -250,7 +373,9 @@ def _parse_memotrace_rows(stream: TextIO, ctx: Context, hint: Any) -> Iterator[P
     message = ParsedMessage
     deltas = SECOND_DELTAS
     crcs: dict[str, int] = {}
-    last_time = ""
+    # The epoch of the previous row's CreateTime, reused while it repeats; only plain digits
+    # are remembered, since any other CreateTime may have fallen back to the row's StrTime.
+    last_time: str | None = None
     epoch = 0
     when = state.from_epoch(0)
     for row in _rows(stream, ctx, header):
@@ -260,7 +385,7 @@ def _parse_memotrace_rows(stream: TextIO, ctx: Context, hint: Any) -> Iterator[P
             hour = epoch // 3600
             start = state.hour(hour)
             when = start + deltas[epoch - hour * 3600] if start else state.from_epoch(epoch)
-            last_time = created
+            last_time = created if created.isdigit() else None
         wxid = row[i_wxid] if i_wxid is not None else ""
         sender = (
             (row[i_remark] if i_remark is not None else "")

@@ -394,7 +394,11 @@ def parse_chatlab(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMes
 def parse_chatlab_jsonl(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]:
     chatlab = _ChatLab(ctx)
     limit = ctx.limits.max_field_chars
-    for number, line in enumerate(stream, 1):
+    # readline with a limit: a line without end must not be read whole before it is refused.
+    read = stream.readline
+    number = 0
+    while line := read(limit + 1):
+        number += 1
         if len(line) > limit:
             raise ParseError(
                 f"line {number:,} of the ChatLab JSONL is longer than {limit:,} characters"

@@ -18,7 +18,9 @@ Layouts (learned from the exporters' code):
   neither the boundaries nor the times of the messages inside it.
 
 A header only counts after a blank line (or at the start), and never when its time is earlier
-than the previous header's: a body line that merely looks like a header stays in the body.
+than the previous header's: a body line that merely looks like a header stays in the body. The
+one step back allowed is into the second pass of an hour that a DST fall-back repeats: that
+header and the ones after it in that hour take the later of the two times.
 """
 
 from __future__ import annotations
@@ -58,8 +60,11 @@ _TIME_FIRST = re.compile(
 _NAME_FIRST = re.compile(
     _GAP + r"(?P<name>[^\n]*?\S)[ \t]+\(?" + _DATE + r"[ T]+" + _TIME + r"\)?[:：]?[ \t]*(?=\n|\Z)"
 )
+# The chat name stops at a "[" as well as at the "]": otherwise every "[" of a long line would
+# be tried as the start of the chat, each try reading to the end of the line (quadratic time
+# on hostile input, and sniffing reads 256 KiB of every upload).
 _CHATLOG_HEAD = _GAP + (
-    r"(?P<name>[^\n]*?[^\s(])(?:\((?P<sid>[^()\n]*)\))?[ \t](?:\[(?P<chat>[^\]\n]*)\][ \t])?"
+    r"(?P<name>[^\n]*?[^\s(])(?:\((?P<sid>[^()\n]*)\))?[ \t](?:\[(?P<chat>[^\[\]\n]*)\][ \t])?"
 )
 _CHATLOG_TIME = r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})[ \t]*(?=\n|\Z)"
 _CHATLOG = {
@@ -69,6 +74,7 @@ _CHATLOG = {
     "month_day": re.compile(_CHATLOG_HEAD + r"(?P<mo>\d{2})-(?P<d>\d{2})[ \t]" + _CHATLOG_TIME),
     "time_only": re.compile(_CHATLOG_HEAD + _CHATLOG_TIME),
 }
+# A whole (stripped) line; MemoTrace writes it after a blank line, the first one at the top.
 _AI_DIVIDER = re.compile(r"\*{5,}(\d{4})-(\d{2})-(\d{2})\*{5,}")
 _AI_SPEAKER = re.compile(r"([^:：\n]{1,32})[:：](.*)", re.S)
 _SENTENCE = re.compile(r"[，。！？!?,;；、\t]|\s{2,}|^\d+$|^https?$")
@@ -87,6 +93,7 @@ _MINUTE_SECONDS = {
     for second in range(60)
 }
 _MINUTE_DELTAS = {stamp: timedelta(seconds=seconds) for stamp, seconds in _MINUTE_SECONDS.items()}
+_BEFORE_ALL = -(1 << 62)  # an epoch earlier than any header's
 
 
 # --- sniffing ----------------------------------------------------------------------------------
@@ -134,10 +141,26 @@ def sniff_chatlog(head: str) -> Sniff:
 
 
 def sniff_ai(head: str) -> Sniff:
-    dividers = _AI_DIVIDER.findall(head)
+    # MemoTrace opens the file with the first day's divider and writes every divider as a line
+    # of its own after a blank line: a divider-like line anywhere else is a message's text.
+    dividers: list[tuple[str, ...]] = []
+    blank = True
+    for line in head.split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            blank = True
+            continue
+        divider = _AI_DIVIDER.fullmatch(stripped) if blank else None
+        if divider:
+            dividers.append(divider.groups())
+        elif not dividers:
+            return reject("the text does not open with a day divider like '*****2023-01-01*****'")
+        blank = False
     if not dividers:
-        return reject("no day dividers like '********2023-01-01********'")
-    return accept(f"{len(dividers)} day dividers like '****{'-'.join(dividers[0])}****'", 5000)
+        return reject("no day dividers like '*****2023-01-01*****'")
+    # Only this layout opens with a divider, so it beats the other text layouts; a JSON or CSV
+    # sniff (1000) still wins, though none of them accepts text that starts this way.
+    return accept(f"{len(dividers)} day dividers like '****{'-'.join(dividers[0])}****'", 999)
 
 
 # --- the block scanner ---------------------------------------------------------------------------
@@ -170,7 +193,10 @@ def _scan(
                 continue
             if pending is not None:
                 if header[0] < pending[0]:
-                    continue
+                    later = _second_pass(ctx.clock, header[0], pending[0])
+                    if later is None:
+                        continue
+                    header = (later, *header[1:])
                 yield pending, _body(buf[start : match.start()])
             pending = header
             start = match.end()
@@ -220,6 +246,7 @@ class _MemoTraceState:
         "from_epoch",
         "hour_starts",
         "keys",
+        "last_epoch",
         "member",
         "message",
         "self_name",
@@ -240,6 +267,8 @@ class _MemoTraceState:
         self.system_crc = _SYSTEM_CRC
         self.hour_starts: dict[str, datetime | None] = {}
         self.senders: dict[str, tuple[str, int]] = {}
+        self.last_epoch = _BEFORE_ALL
+        """Epoch of the last message read, for the step back into a repeated DST hour."""
 
     def hour(self, stamp: str) -> tuple[int, datetime | None]:
         """(epoch, datetime or None in a DST hour) of the hour "YYYY-MM-DD HH"; ValueError if
@@ -256,7 +285,7 @@ class _MemoTraceState:
 
     def sender(self, name: str) -> tuple[str, int]:
         """(display name, CRC of the name and the unit separator) of a header's name."""
-        clean = _unescape_name(name)
+        clean = _unescape_name(name.strip())
         known = self.senders[name] = (clean, crc32(f"{clean}{_UNIT}".encode()))
         return known
 
@@ -298,7 +327,7 @@ def _memotrace_buffer(
     per-sender CRC.
     """
     parts = _MEMOTRACE.split(buffer)
-    headers = _accepted(parts, state.clock)
+    headers = _accepted(parts, state.clock, state.last_epoch)
     count = len(headers[1])
     if not count:
         return [], "" if eof else buffer, 0
@@ -315,13 +344,20 @@ def _memotrace_buffer(
     messages = []
     last_hour = ""
     base, start = 0, None
+    previous = state.last_epoch
     for stamp, name, raw_body in zip(stamps, names, bodies, strict=True):
         minute_second = stamp[14:19]
         if stamp[:13] != last_hour:
             last_hour = stamp[:13]
             base, start = hour(last_hour)
         epoch = base + _MINUTE_SECONDS[minute_second]
-        when = start + _MINUTE_DELTAS[minute_second] if start else state.from_epoch(epoch)
+        later = _second_pass(state.clock, epoch, previous) if epoch < previous else None
+        if later is None:
+            when = start + _MINUTE_DELTAS[minute_second] if start else state.from_epoch(epoch)
+        else:
+            epoch = later
+            when = state.from_epoch(epoch)
+        previous = epoch
         if raw_body[-1:] in _TRAILING:
             raw_body = raw_body.rstrip()
         if raw_body:
@@ -350,6 +386,7 @@ def _memotrace_buffer(
                 key = f"{key}:{count}"
         messages.append(message(sender, None, when, text, kind, is_self, raw, key))
     keys.epoch, keys.first, keys.seen = key_epoch, key_first, key_seen
+    state.last_epoch = previous
     return messages, carry, count
 
 
@@ -357,12 +394,14 @@ Headers = list[list[str]]
 """[gaps, stamps, spaces, names, bodies]: the parts of a split buffer, one list each."""
 
 
-def _accepted(parts: list[str], clock: Clock) -> Headers:
+def _accepted(parts: list[str], clock: Clock, previous: int) -> Headers:
     """The headers of a split buffer, with body lines that only look like headers merged.
 
-    A header counts only if its time is real and not earlier than the previous header's; a
-    rejected one goes back into the previous body as it was written (one before the first
-    header is text before the export starts, and is dropped).
+    A header counts only if its time is real and not earlier than the previous header's (or
+    is in the second pass of an hour repeated by a DST fall-back, see _second_pass; previous
+    is the epoch of the message before the buffer); a rejected one goes back into the
+    previous body as it was written (one before the first header is text before the export
+    starts, and is dropped).
     """
     step = _MEMOTRACE_GROUPS + 1
     stamps = parts[2::step]
@@ -380,15 +419,29 @@ def _accepted(parts: list[str], clock: Clock) -> Headers:
     for index in range(1, len(parts), step):
         header = parts[index : index + step]
         try:
-            clock.epoch_iso(header[1])
-            valid = True
+            epoch: int | None = clock.epoch_iso(header[1])
         except ValueError:
-            valid = False
-        if kept and (not valid or header[1] < kept[-1][1]):
+            epoch = None
+        later = None
+        if epoch is not None and epoch < previous:
+            later = _second_pass(clock, epoch, previous)
+        if kept and (epoch is None or (header[1] < kept[-1][1] and later is None)):
             kept[-1][-1] += "".join(header)
-        elif valid:
+        elif epoch is not None:
             kept.append(header)
+            previous = epoch if later is None else later
     return [list(column) for column in zip(*kept, strict=True)] if kept else [[]] * step
+
+
+def _second_pass(clock: Clock, epoch: int, previous: int) -> int | None:
+    """A header's epoch where its time is earlier than the previous header's but falls in an
+    hour that a DST fall-back repeats, and its second pass is not earlier; else None.
+
+    Headers come in time order, so after 01:50 EDT a 01:10 is the 01:10 EST an hour later,
+    and so are the times after it in that hour.
+    """
+    later = clock.second_pass(epoch)
+    return later if later is not None and later >= previous else None
 
 
 def _self_flag(ctx: Context, sender: str, kind: str) -> bool | None:
@@ -589,8 +642,15 @@ def parse_ai(stream: TextIO, ctx: Context, hint: Any) -> Iterator[ParsedMessage]
             raw["date_only"] = True
             yield ctx.message(speaker, None, epoch, shown, kind, None, raw)
 
-    for line in stream:
-        divider = _AI_DIVIDER.fullmatch(line.strip())
+    # readline with a limit: a line without end must not be read whole before it is refused.
+    read = stream.readline
+    blank = True
+    while line := read(limit + 1):
+        if len(line) > limit:
+            _too_long(limit, False)
+        stripped = line.strip()
+        divider = _AI_DIVIDER.fullmatch(stripped) if blank else None
+        blank = not stripped
         if divider:
             yield from flush()
             lines, size = [], 0

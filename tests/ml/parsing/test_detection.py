@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 
-from ml.parsing import FORMATS, diagnose
+from ml.parsing import FORMATS, detect, diagnose
 from tests.ml.parsing.helpers import FIXTURES, parse_bytes, parse_fixture, summary
 
 
@@ -51,3 +52,32 @@ def test_forcing_an_exact_format() -> None:
         parse_fixture("memotrace.txt")
     )
     assert len(parse_bytes(data, format="txt")) == 12
+
+
+def test_a_divider_in_a_message_is_not_an_ai_export() -> None:
+    # MemoTrace's AI TXT opens with a day divider and writes each one after a blank line; the
+    # same text inside another export is a message.
+    rows = [
+        {"seq": n, "time": f"2023-01-01T12:00:0{n}+08:00", "talker": "t", "sender": "s"}
+        | {"senderName": "S", "content": text}
+        for n, text in enumerate(["hi", "*****2023-01-01*****", "bye"])
+    ]
+    data = json.dumps(rows).encode()
+    assert detect(io.BytesIO(data)) == "chatlog_json"
+    assert [m.text for m in parse_bytes(data)] == ["hi", "*****2023-01-01*****", "bye"]
+    for body in ("*****2023-01-01*****", "hi\n\n*****2023-01-01*****"):
+        text = f"2023-01-01 12:00:00 Alice\n{body}\n\n2023-01-01 12:00:05 Bob\nyo\n"
+        assert detect(io.BytesIO(text.encode())) == "memotrace_txt"
+        assert [m.text for m in parse_bytes(text.encode())] == [body, "yo"]
+
+
+def test_ai_dividers_count_only_on_a_line_of_their_own_after_a_blank_line() -> None:
+    text = (
+        "*****2024-01-01*****\n张三:看这个\n*****2024-01-02*****\n\n"
+        "*****2024-01-03*****\n李四:好 *****2024-01-04*****\n"
+    )
+    assert detect(io.BytesIO(text.encode())) == "memotrace_ai_txt"
+    assert summary(parse_bytes(text.encode())) == [
+        ("张三", "2024-01-01T00:00:00+08:00", "text", "看这个\n*****2024-01-02*****", None),
+        ("李四", "2024-01-03T00:00:00+08:00", "text", "好 *****2024-01-04*****", None),
+    ]

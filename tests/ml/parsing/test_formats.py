@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from ml.parsing import KINDS, detect
-from tests.ml.parsing.helpers import FIXTURES, parse_fixture, summary
+from tests.ml.parsing.helpers import FIXTURES, parse_bytes, parse_fixture, summary
 
 ME = "小明"
 
@@ -47,6 +47,17 @@ def test_memotrace_txt() -> None:
 
 def test_memotrace_txt_without_self_name_leaves_is_self_unknown() -> None:
     assert {m.is_self for m in parse_fixture("memotrace.txt")} == {None}
+
+
+def test_memotrace_names_are_stripped_on_either_reader() -> None:
+    # Dashed dates take the fast reader, slashed ones the general one: the same names.
+    text = "2023-01-01 10:00:00  张三 \nhi\n\n2023-01-01 10:00:01 O&amp;Brien\t\nho\n"
+    for data in (text, text.replace("-", "/")):
+        assert [m.sender for m in parse_bytes(data.encode(), self_name="张三")] == [
+            "张三",
+            "O&Brien",
+        ]
+    assert parse_bytes(text.encode(), self_name="张三")[0].is_self
 
 
 def test_memotrace_slash_dates_without_seconds() -> None:

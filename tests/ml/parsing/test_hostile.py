@@ -94,6 +94,36 @@ def test_txt_with_an_endless_message() -> None:
     assert "longer than" in _error(data)
 
 
+def test_lines_without_end_are_refused_before_they_are_read_whole() -> None:
+    # ChatLab JSONL and MemoTrace AI TXT read a line at a time: 3 MB without a newline fails
+    # at the limit (the readers read at most one character past it).
+    chatlab = (
+        b'{"_type":"header","chatlab":{"version":"0.1"},"meta":{}}\n'
+        b'{"_type":"message","timestamp":1700000000,"sender":"a","type":0,"content":"hi"}\n'
+    )
+    assert "line 3 of the ChatLab JSONL is longer than 1,000,000" in _error(
+        chatlab + b"x" * 3_000_000
+    )
+    ai = b"*****2024-01-01*****\nAlice:hi\n" + b"y" * 3_000_000
+    assert "longer than 1,000,000" in _error(ai)
+
+
+def test_csv_record_with_too_many_fields() -> None:
+    # One 300 KB record of empty fields: refused by its width, not read into a huge row.
+    chatlog = b"Time,SenderName,Sender,TalkerName,Talker,Content\n2023-01-01 12:00:00,A,a,T,t,hi\n"
+    memotrace = b"localId,TalkerId,Type,SubType,IsSender,CreateTime,Status,StrContent\n"
+    for data in (chatlog, memotrace):
+        message = _error(data + b"," * 300_000 + b"\n")
+        assert "has more than 500 fields" in message
+
+
+def test_hostile_text_is_sniffed_in_linear_time() -> None:
+    # Each of these once took minutes to sniff (a regular expression retrying every "[" or
+    # "*" of a long line against the rest of it); sniffing reads 256 KiB of every upload.
+    for data in (b"\n\n" + b"a [" * 70_000, b"\n\n" + b"a(b) [" * 35_000, b"*" * 210_000):
+        assert "not a known export format" in _error(data)
+
+
 def test_html_whose_text_holds_script_stays_text() -> None:
     messages = parse_bytes((FIXTURES / "memotrace.html").read_bytes())
     assert messages[1].text.startswith("<script>alert('x')</script>")

@@ -150,6 +150,35 @@ def test_txt_across_dst_changes(outcomes: Any) -> None:
         assert isinstance(result, list) and len(result) == len(stamps)
 
 
+def test_txt_steps_back_into_a_repeated_hour(outcomes: Any) -> None:
+    # After 01:50 EDT a 01:10 is the repeated hour's second pass (01:10 EST), and so is the
+    # 01:20 after it; 01:05 would be earlier still, so it stays in the body before it.
+    stamps = [
+        "2023-11-05 00:59:00",
+        "2023-11-05 01:50:00",
+        "2023-11-05 01:10:00",
+        "2023-11-05 01:20:00",
+        "2023-11-05 01:05:00",
+        "2023-11-05 02:05:00",
+    ]
+    data = "".join(f"{stamp} 张三\n第{n}条\n\n" for n, stamp in enumerate(stamps)).encode()
+    expected = [
+        ("第0条", "2023-11-05T00:59:00-04:00"),
+        ("第1条", "2023-11-05T01:50:00-04:00"),
+        ("第2条", "2023-11-05T01:10:00-05:00"),
+        ("第3条\n\n2023-11-05 01:05:00 张三\n第4条", "2023-11-05T01:20:00-05:00"),
+        ("第5条", "2023-11-05T02:05:00-05:00"),
+    ]
+    for chunk in (11, 40, 90, None):
+        result = _assert_same(outcomes(data, chunk, tz="America/New_York"))
+        assert isinstance(result, list)
+        assert [(m.text, m.timestamp.isoformat()) for m in result] == expected
+    # The general reader (slashed dates) follows the same rule.
+    slashed = _assert_same(outcomes(data.replace(b"-", b"/"), tz="America/New_York"))
+    assert isinstance(slashed, list)
+    assert [(m.text.replace("/", "-"), m.timestamp.isoformat()) for m in slashed] == expected
+
+
 def test_txt_inside_a_zip_marks_the_member(outcomes: Any) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -272,6 +301,54 @@ def test_csv_field_limit_errors_are_the_same(outcomes: Any) -> None:
         native_result, python_result = outcomes(data, 16, limits=Limits(max_field_chars=50))
         assert native_result == python_result
         assert isinstance(native_result, str) and "longer than 50 characters" in native_result
+
+
+def test_csv_time_falls_back_to_strtime_row_by_row(outcomes: Any) -> None:
+    # An empty CreateTime is read from the row's own StrTime, also as the first row and in
+    # consecutive rows (the Python reader once kept the first row's time, or the epoch 0).
+    rows = (
+        "1,7,1,0,1,,2,first,2023-05-01 10:00:00,张三,,w\n"
+        "2,7,1,0,1,,2,second,2023-06-01 10:00:00,张三,,w\n"
+        "3,7,1,0,1,1672502400,2,third,,张三,,w\n"
+        "4,7,1,0,1,,2,fourth,2023-07-01 10:00:00,张三,,w\n"
+    )
+    for chunk in (None, 20):
+        result = _assert_same(outcomes((_CSV_HEADER + rows).encode(), chunk))
+        assert isinstance(result, list)
+        assert [(m.text, m.timestamp.isoformat()) for m in result] == [
+            ("first", "2023-05-01T10:00:00+08:00"),
+            ("second", "2023-06-01T10:00:00+08:00"),
+            ("third", "2023-01-01T00:00:00+08:00"),
+            ("fourth", "2023-07-01T10:00:00+08:00"),
+        ]
+
+
+def test_csv_records_with_too_many_fields_fail_the_same(outcomes: Any) -> None:
+    first = "1,7,1,0,1,1672502400,2,ok,t,张三,,w\n"
+    wide = (_CSV_HEADER + first + "a," * 100_000 + "\n").encode()  # 200 KB in one record
+    for chunk in (None, 1000):
+        result = _assert_same(outcomes(wide, chunk))
+        assert result == (
+            "ParseError: the CSV record on line 3 has more than 500 fields; the file is not a "
+            "chat export or is damaged"
+        )
+    # Delimiters inside quotes do not count; the error names the line the record starts on.
+    fourteen = '1,7,1,0,1,1672502400,2,"a,b,c\nd,e,f",t,张三,,w,x,y\n'
+    fifteen = '2,7,1,0,1,1672502401,2,"a,\nb",t,张三,,w,x,y,z\n'
+    long_first = '3,7,1,0,1,1672502402,2,"' + "x" * 30 + '",t,张三,,w,x,y,z\n'
+    limits = Limits(max_field_chars=20, max_csv_fields=14)
+    for chunk in (None, 3, 16, 50):
+        result = _assert_same(outcomes((_CSV_HEADER + fourteen).encode(), chunk, limits=limits))
+        assert isinstance(result, list) and result[0].text == "a,b,c\nd,e,f"
+        result = _assert_same(
+            outcomes((_CSV_HEADER + fourteen + fifteen).encode(), chunk, limits=limits)
+        )
+        assert isinstance(result, str) and "record on line 4 has more than 14 fields" in result
+        # A field over the limit before the extra delimiter fails first.
+        result = _assert_same(
+            outcomes((_CSV_HEADER + fourteen + long_first).encode(), chunk, limits=limits)
+        )
+        assert isinstance(result, str) and "field on line 4 is longer than 20" in result
 
 
 # --- JSON lines --------------------------------------------------------------------------------
