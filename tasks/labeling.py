@@ -1,7 +1,9 @@
 """auto_label_messages and train_labeler: rules and the classifier over an upload's messages.
 
 Labeling replaces the labels of the sources it runs (rule, model) for the upload and never
-touches human ones; a retried run starts by removing what an earlier try wrote.
+touches human ones. It does so batch by batch, each batch's old labels going in the transaction
+that writes its new ones: a run that fails or is cancelled midway leaves every message with
+either its old labels or its new ones, and a retried run replaces what an earlier try wrote.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ml.labeling import LabelHit, RuleSet
 from ml.labeling.classifier import Classifier, ClassifierError, train_classifier
@@ -28,7 +31,7 @@ from ml.labeling.encoders import (
     default_encoder,
 )
 from ml.labeling.supervision import weak_examples
-from server.db.bulk import datetime_binder, insert_batch
+from server.db.bulk import datetime_binder, insert_many
 from server.db.models import Label, Labeler, Message
 from server.db.repositories import LabelerRepository
 from server.db.types import new_id, utcnow
@@ -112,19 +115,11 @@ async def auto_label_messages(
         classifier = await _load_classifier(ctx, labeler_id, workdir) if labeler_id else None
         sources = [s for s, on in (("rule", ruleset), ("model", classifier)) if on is not None]
         async with resources.sessionmaker() as session:
-            await session.execute(
-                delete(Label).where(
-                    Label.user_id == ctx.user_id,
-                    Label.upload_id == upload_id,
-                    Label.source.in_(sources),
-                )
-            )
             total = await session.scalar(
                 select(func.count())
                 .select_from(Message)
                 .where(Message.user_id == ctx.user_id, Message.upload_id == upload_id)
             )
-            await session.commit()
         counts: Counter[str] = Counter()
         bind_time = datetime_binder(resources.engine.dialect.name)
         done = 0
@@ -159,7 +154,14 @@ async def auto_label_messages(
                 for row in _rows(found, message, ctx.user_id, upload_id, now)
             ]
             counts.update(f"{row[4]}={row[5]}" for row in rows)
-            await insert_batch(resources.engine, LABELS, LABEL_COLUMNS, rows)
+            await _replace_labels(
+                resources.engine,
+                ctx.user_id,
+                upload_id,
+                sources,
+                [m["id"] for m in batch],
+                rows,
+            )
             done += len(batch)
             await ctx.reporter.update(
                 progress=done / max(int(total or 0), 1),
@@ -176,6 +178,35 @@ async def auto_label_messages(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _replace_labels(
+    engine: AsyncEngine,
+    user_id: str,
+    upload_id: str,
+    sources: Sequence[str],
+    message_ids: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Swap the labels of `sources` on these messages for `rows`, in one transaction.
+
+    So a run that fails or is cancelled leaves each message either its old labels or its new
+    ones. Shielded, like `insert_batch`: a cancellation lands between batches, never inside one.
+    """
+
+    async def transaction() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(
+                LABELS.delete().where(
+                    LABELS.c.user_id == user_id,
+                    LABELS.c.upload_id == upload_id,
+                    LABELS.c.message_id.in_(message_ids),
+                    LABELS.c.source.in_(sources),
+                )
+            )
+            await insert_many(connection, LABELS, LABEL_COLUMNS, rows)
+
+    await asyncio.shield(transaction())
 
 
 def _label(

@@ -237,8 +237,8 @@ class RuleFeatureEncoder:
     """One feature per (key, value) a rule set can give: that label's score, else 0."""
 
     def __init__(self, rules: RuleSet) -> None:
-        values = {(r.key, r.value) for r in rules.rules}
-        values |= {(key, f.value) for key, f in rules.fallback.items()}
+        # values() and not each rule's own value: a negated `flip` rule gives the opposite one.
+        values = {(key, value) for key, given in rules.values().items() for value in given}
         if not values:
             raise EncoderError("a rule set without rules gives no features")
         self._rules = rules

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import ahocorasick  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -26,6 +26,7 @@ _UNJOINABLE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(|\(\?[aiLmsux]+\)")
 
 _PLAIN: Final = 1
 _NEGATED: Final = 2
+_FAR: Final = 1 << 62
 
 
 class _Target(NamedTuple):
@@ -67,7 +68,19 @@ class Matcher:
         self._rules = tuple(
             _Compiled(r.key, r.value, r.weight, r.negation, r.id, i) for i, r in enumerate(rules)
         )
-        fold = str.lower if ignore_case else str
+        self._single_key = tuple(r.key if r.key in SINGLE_VALUED_KEYS else "" for r in rules)
+        # The bits of a rule that decide what it gives: once it has them, more matches of it
+        # change nothing.
+        self._needed = tuple(
+            _PLAIN | _NEGATED if r.negation == "flip" and r.value in _FLIPPED else _PLAIN
+            for r in rules
+        )
+
+        def fold(word: str) -> str:
+            # Emoji arrive with and without VS16 (❤ / ❤️): text and rules are matched on the
+            # bare code points (see `_fold`).
+            word = word.replace(_VARIATION_SELECTOR, "")
+            return word.lower() if ignore_case else word
 
         literals: dict[str, list[_Target]] = {}
         for index, rule in enumerate(rules):
@@ -75,10 +88,9 @@ class Matcher:
             for word in rule.keywords:
                 literals.setdefault(fold(word), []).append(_Target(index, negatable))
             for emoji in rule.emoji:
-                # Emoji arrive with and without VS16 (❤ / ❤️): match on the bare code points.
-                bare = emoji.replace(_VARIATION_SELECTOR, "") or emoji
-                literals.setdefault(fold(bare), []).append(_Target(index, False))
-        cue_set = {fold(c) for c in cues}
+                literals.setdefault(fold(emoji), []).append(_Target(index, False))
+        literals.pop("", None)  # nothing but VS16: it can never match
+        cue_set = {fold(c) for c in cues} - {""}
 
         self._automaton = ahocorasick.Automaton()
         for word in literals.keys() | cue_set:
@@ -112,18 +124,19 @@ class Matcher:
         )
 
     def label(self, text: str) -> list[LabelHit]:
-        # (start, end, rule, negatable) for every keyword, emoji and pattern occurrence
+        # (start, end, rule, negatable) for every keyword, emoji and pattern occurrence, as
+        # positions in `text`
         found: list[tuple[int, int, int, bool]] = []
         cues: list[tuple[int, int]] = []
-        folded = text
-        if self._ignore_case:
-            folded = text.lower()
-            if len(folded) != len(text):  # a rare letter whose lower case is longer: keep offsets
-                folded = text
         if not self._empty:
+            folded: str = text.lower() if self._ignore_case else text
+            origin = None
+            if len(folded) != len(text) or _VARIATION_SELECTOR in text:
+                folded, origin = self._fold(text)
             for last, (length, is_cue, targets) in self._automaton.iter(folded):
-                end = last + 1
-                start = end - length
+                start, end = last + 1 - length, last + 1
+                if origin is not None:
+                    start, end = origin[start], origin[last] + 1
                 if is_cue:
                     cues.append((start, end))
                 for rule_index, negatable in targets:
@@ -136,7 +149,19 @@ class Matcher:
                     found.append((m.start(), m.end(), index, negatable))
         if not found:
             return list(self._fallback)
-        return self._score(folded, found, cues)
+        return self._score(text, found, cues)
+
+    def _fold(self, text: str) -> tuple[str, list[int]]:
+        """The text the automaton scans (lower case, without VS16) where its positions differ
+        from those of `text`, and the position in `text` of each of its characters."""
+        origin = [i for i, c in enumerate(text) if c != _VARIATION_SELECTOR]
+        bare = text.replace(_VARIATION_SELECTOR, "")
+        folded = bare.lower() if self._ignore_case else bare
+        if len(folded) != len(bare):
+            # A few letters lower to two characters (İ → i̇). Apart from the final sigma, which
+            # keeps the length, str.lower() lowers each character on its own.
+            origin = [i for c, i in zip(bare, origin, strict=True) for _ in c.lower()]
+        return folded, origin
 
     def _score(
         self, text: str, found: list[tuple[int, int, int, bool]], cues: list[tuple[int, int]]
@@ -144,13 +169,21 @@ class Matcher:
         rules = self._rules
         if len(found) > 1:
             found = self._drop_contained(found)
+        negated: Callable[[int], bool] | None = None  # built when first needed
+        needed = self._needed
         # rule -> _PLAIN | _NEGATED bits
         fired: dict[int, int] = {}
-        for start, end, rule_index, negatable in found:
+        for start, _, rule_index, negatable in found:
+            bits = fired.get(rule_index, 0)
+            if bits & needed[rule_index] == needed[rule_index]:
+                continue  # a rule counts once: further occurrences change nothing
             bit = _PLAIN
-            if negatable and cues and self._negated(text, start, end, cues, found):
-                bit = _NEGATED
-            fired[rule_index] = fired.get(rule_index, 0) | bit
+            if negatable and cues:
+                if negated is None:
+                    negated = self._negation(text, found, cues)
+                if negated(start):
+                    bit = _NEGATED
+            fired[rule_index] = bits | bit
 
         # key -> value -> the rules that speak for it, in file order
         evidence: dict[Key, dict[str, list[_Compiled]]] = {}
@@ -178,43 +211,71 @@ class Matcher:
         self, found: list[tuple[int, int, int, bool]]
     ) -> list[tuple[int, int, int, bool]]:
         """Drop sentiment/intent occurrences inside a longer occurrence for the same key."""
-        rules = self._rules
-        if sum(rules[r].key in SINGLE_VALUED_KEYS for _, _, r, _ in found) < 2:
+        single_key = self._single_key
+        # Sorted by (key, start, -end), a span comes after every span of its key that holds
+        # it and is longer: one sweep, keeping the furthest end seen, finds them.
+        spans = [
+            (key, start, -end, index)
+            for index, (start, end, rule, _) in enumerate(found)
+            if (key := single_key[rule])
+        ]
+        if len(spans) < 2:
             return found
-        kept = []
-        for occurrence in found:
-            start, end, rule, _ = occurrence
-            key = rules[rule].key
-            if key in SINGLE_VALUED_KEYS and any(
-                s <= start and end <= e and e - s > end - start and rules[r].key == key
-                for s, e, r, _ in found
-            ):
-                continue
-            kept.append(occurrence)
-        return kept
+        spans.sort()
+        dropped: set[int] = set()
+        current = ""
+        reach = -1  # the furthest end of the spans before the current group of equal ones
+        last = (-1, 1)  # (start, -end) of the current group
+        for key, start, minus_end, index in spans:
+            if key != current:
+                current, reach, last = key, -1, (-1, 1)
+            if (start, minus_end) != last:
+                reach = max(reach, -last[1])
+                last = (start, minus_end)
+            if reach >= -minus_end:
+                dropped.add(index)
+        if not dropped:
+            return found
+        return [occurrence for i, occurrence in enumerate(found) if i not in dropped]
 
-    def _negated(
-        self,
-        text: str,
-        start: int,
-        end: int,
-        cues: list[tuple[int, int]],
-        found: list[tuple[int, int, int, bool]],
-    ) -> bool:
+    def _negation(
+        self, text: str, found: list[tuple[int, int, int, bool]], cues: list[tuple[int, int]]
+    ) -> Callable[[int], bool]:
+        """A test of whether a match starting at a given position is negated, given the cues
+        and what else matched."""
+        window = self._window
+        # A cue inside another matched word is part of that word (很不错谢谢, 没问题谢谢),
+        # unless that word overlaps the match: then both are readings of the same characters
+        # (不满意 holds 不满 and a negated 满意). Only a word that ends between the cue and the
+        # match can tell, so keep, per end, the earliest start of a word ending there.
+        word_start: dict[int, int] = {}
+        for start, end, _, _ in found:
+            if word_start.get(end, start) >= start:
+                word_start[end] = start
+        # cue end -> for each cue ending there, the end of the first word that holds it
+        held_until: dict[int, list[int]] = {}
         for cue_start, cue_end in cues:
-            if cue_end > start or start - cue_end > self._window:
-                continue
-            if any(c in _CLAUSE_BREAKS for c in text[cue_end:start]):
-                continue
-            # A cue inside another matched word is part of that word (很不错谢谢, 没问题谢谢),
-            # unless that word overlaps this match: then both are readings of the same
-            # characters (不满意 holds 不满 and a negated 满意).
-            if any(
-                s <= cue_start and cue_end <= e and (e <= start or end <= s) for s, e, _, _ in found
-            ):
-                continue
-            return True
-        return False
+            held = next(
+                (
+                    e
+                    for e in range(cue_end, cue_end + window + 1)
+                    if word_start.get(e, cue_start + 1) <= cue_start
+                ),
+                _FAR,
+            )
+            held_until.setdefault(cue_end, []).append(held)
+
+        def negated(start: int) -> bool:
+            for cue_end in range(start, max(start - window, 0) - 1, -1):
+                # A cue must stand in the same clause as the match it negates.
+                if cue_end < start and text[cue_end] in _CLAUSE_BREAKS:
+                    return False
+                held = held_until.get(cue_end)
+                if held is not None and any(end > start for end in held):
+                    return True
+            return False
+
+        return negated
 
 
 def _confidence(evidence: float) -> float:

@@ -29,6 +29,9 @@ Matching. All keywords, emoji and negation cues of a rule set go into one Aho-Co
 so a message is scanned once whatever the number of rules; all regular expressions are joined
 into one alternation that is searched once, and only a message in which it finds something is
 searched rule by rule (so that overlapping pattern matches of different rules are all found).
+Keywords, emoji and cues are compared with the text in lower case (str.lower, even where a letter
+lowers to two characters, as İ does) unless ignore_case is false, and without the emoji variation
+selector VS16 (U+FE0F) on either side, so ❤ and ❤️ match each other; patterns see the text as is.
 A rule fires when any of its keywords, patterns or emoji occurs; it adds its weight once per
 message, however often it occurs.
 

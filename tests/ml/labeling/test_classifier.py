@@ -264,6 +264,24 @@ def test_encoder_errors() -> None:
         RuleFeatureEncoder(RuleSet.load("version: 1\nrules: []\n"))
 
 
+def test_rule_features_cover_a_flipped_sentiment() -> None:
+    # Only a positive rule, but 不满意 negates it into a negative sentiment.
+    rules = RuleSet.load(
+        "version: 1\nrules:\n"
+        "  - {id: pos, key: sentiment, value: positive, keywords: [满意]}\n"
+        "  - {id: wage, key: topic, value: 工资, keywords: [工资]}\n"
+    )
+    encoder = RuleFeatureEncoder(rules)
+
+    vectors = encoder.encode(["我不满意", "很满意", "工资"])
+
+    assert encoder.dim == 3  # topic 工资, sentiment positive and negative
+    # one feature per message, each a different one, each the score of the one label
+    assert (vectors > 0).sum(axis=1).tolist() == [1, 1, 1]
+    assert len({int(np.argmax(row)) for row in vectors}) == 3
+    np.testing.assert_allclose(vectors.max(axis=1), 0.6321, atol=1e-4)
+
+
 def test_hashing_encoder_is_deterministic_and_normalised() -> None:
     vectors = HashingEncoder(64).encode(["工资", "工资", ""])
 

@@ -107,6 +107,31 @@ def test_letter_case_is_ignored_by_default_and_can_be_kept() -> None:
     assert values(strict.label("这个Bug又来了"), "topic") == ["IT故障"]
 
 
+def test_a_letter_that_lowers_to_two_characters_does_not_turn_case_back_on() -> None:
+    body = """\
+    - id: ok
+      key: intent
+      value: inform
+      keywords: [ok]
+    - id: trip
+      key: topic
+      value: 出差
+      keywords: [İstanbul]
+    - id: pos
+      key: sentiment
+      value: positive
+      keywords: [满意]
+    """
+    rule_set = rules(body)
+
+    # İ lowers to i and a combining dot: the lower-case text is one character longer.
+    hits = rule_set.label("OK İstanbul")
+    assert [(h.key, h.value) for h in hits] == [("topic", "出差"), ("intent", "inform")]
+    # Positions after it still line up with the text (cue, clause break, match).
+    assert values(rule_set.label("İİ 不满意"), "sentiment") == ["negative"]
+    assert values(rule_set.label("İİ 不，满意"), "sentiment") == ["positive"]
+
+
 # ---------------------------------------------------------------- single-valued keys
 
 SENTIMENT = """\
@@ -285,6 +310,28 @@ def test_an_unknown_wechat_code_matches_nothing() -> None:
     assert rules(EMOJI).label("[微笑脸]") == []
 
 
+def test_vs16_is_ignored_in_the_text_as_in_the_rules() -> None:
+    eye = "\U0001f441\ufe0f\u200d\U0001f5e8\ufe0f"  # 👁️‍🗨️: VS16 on both halves of a ZWJ pair
+    body = f"""\
+    - id: eye
+      key: topic
+      value: 围观
+      emoji: ['{eye}']
+    - id: pos
+      key: sentiment
+      value: positive
+      keywords: [满意]
+    """
+    rule_set = rules(body)
+
+    assert values(rule_set.label(f"看 {eye}"), "topic") == ["围观"]
+    assert values(rule_set.label(f"看 {eye.replace(chr(0xFE0F), '')}"), "topic") == ["围观"]
+    # Positions after a VS16 still line up with the text (cue, clause break, match).
+    hits = rule_set.label(f"{eye}{eye}不满意")
+    assert [(h.key, h.value) for h in hits] == [("topic", "围观"), ("sentiment", "negative")]
+    assert values(rule_set.label(f"{eye}不，满意"), "sentiment") == ["positive"]
+
+
 # ---------------------------------------------------------------- overlaps and patterns
 
 
@@ -373,6 +420,24 @@ def test_one_keyword_in_several_rules_feeds_them_all() -> None:
     hits = rules(body).label("又拖欠")
 
     assert [(h.key, h.value) for h in hits] == [("topic", "工资纠纷"), ("intent", "complain")]
+
+
+@pytest.mark.parametrize("unit", ["谢谢", "不满意，好的谢谢", "不是抱怨，工资拖欠了"])
+def test_a_long_message_gives_what_a_short_one_does(unit: str) -> None:
+    # 50,000 characters, tens of thousands of overlapping matches and negation cues: work that
+    # grows with the square of that would take minutes here.
+    default = RuleSet.default()
+
+    assert default.label(unit * (50_000 // len(unit))) == default.label(unit * 3)
+
+
+def test_a_long_message_is_scored_once_per_rule() -> None:
+    hits = RuleSet.default().label("不满意，好的谢谢" * 6_250)
+
+    assert by_key(hits) == {
+        "sentiment": [("negative", 0.5482, "sentiment.positive.words,sentiment.negative.words")],
+        "intent": [("inform", 0.5507, "intent.inform.done")],
+    }
 
 
 # ---------------------------------------------------------------- files
