@@ -77,7 +77,15 @@ class BuildFailed(Exception):
     pass
 
 
-@job("export_dataset", queue="label", timeout=6 * 3600, max_tries=3)
+async def _given_up(ctx: JobContext, error: str, *, dataset_id: str) -> None:
+    async with ctx.resources.sessionmaker() as session:
+        dataset = await DatasetRepository(session, ctx.user_id).get(dataset_id)
+        prefix = dataset.object_key if dataset is not None else None
+    if prefix is not None:
+        await _fail(ctx, dataset_id, prefix, [], error)
+
+
+@job("export_dataset", queue="label", timeout=6 * 3600, max_tries=3, give_up=_given_up)
 async def export_dataset(ctx: JobContext, *, dataset_id: str) -> None:
     resources = ctx.resources
     async with resources.sessionmaker() as session:
@@ -129,37 +137,54 @@ async def export_dataset(ctx: JobContext, *, dataset_id: str) -> None:
         return stats
 
     pump = asyncio.create_task(feed.pump())
+    # The builder's thread cannot be cancelled: its task is awaited to the end (wind_down).
+    builder = asyncio.create_task(asyncio.to_thread(build))
+
+    async def wind_down(error: str | None) -> None:
+        """Stop the feed and, given an error, fail the dataset (which ends the writes); then
+        wait for the builder's thread, which both of those wake."""
+        try:
+            feed.stop()
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            if error is not None:
+                await _fail(ctx, dataset_id, prefix, writes, error)
+        finally:
+            await asyncio.gather(builder, return_exceptions=True)
+
+    # Everything after the dataset says "building" is guarded, the last update included, so
+    # the dataset ends ready or failed (its files removed), never stuck building.
     try:
-        stats = await asyncio.to_thread(build)
+        stats = await asyncio.shield(builder)
         results: list[WriteResult] = list(await asyncio.gather(*writes))
+        info = {
+            "weft_train": llamafactory_dataset_info(spec.format, FILES[0]),
+            "weft_eval": llamafactory_dataset_info(spec.format, FILES[1]),
+        }
+        await resources.storage.write_bytes(
+            prefix + "dataset_info.json", orjson.dumps(info, option=orjson.OPT_INDENT_2)
+        )
+        summary: dict[str, Any] = stats.to_dict()
+        content = hashlib.sha256(f"{results[0].sha256}\n{results[1].sha256}".encode()).hexdigest()
+        async with resources.sessionmaker() as session:
+            await session.execute(
+                update(Dataset)
+                .where(Dataset.id == dataset_id, Dataset.user_id == ctx.user_id)
+                .values(status="ready", sha256=content, stats=summary, error=None)
+            )
+            await session.commit()
     except (DatasetInputError, ValueError) as error:
-        await _fail(ctx, dataset_id, prefix, writes, f"the dataset cannot be built: {error}")
+        await asyncio.shield(wind_down(f"the dataset cannot be built: {error}"))
         raise JobFailed(f"the dataset cannot be built: {error}") from None
+    except asyncio.CancelledError:
+        stopped = ctx.too_long("the export") if ctx.timed_out() else "the export was stopped"
+        await asyncio.shield(wind_down(stopped))
+        raise
     except BaseException as error:
-        await asyncio.shield(_fail(ctx, dataset_id, prefix, writes, f"export failed: {error}"))
+        await asyncio.shield(wind_down(f"export failed: {error}"))
         raise
     finally:
-        feed.stop()
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
-
-    info = {
-        "weft_train": llamafactory_dataset_info(spec.format, FILES[0]),
-        "weft_eval": llamafactory_dataset_info(spec.format, FILES[1]),
-    }
-    await resources.storage.write_bytes(
-        prefix + "dataset_info.json", orjson.dumps(info, option=orjson.OPT_INDENT_2)
-    )
-    summary: dict[str, Any] = stats.to_dict()
-    content = hashlib.sha256(f"{results[0].sha256}\n{results[1].sha256}".encode()).hexdigest()
-    async with resources.sessionmaker() as session:
-        await session.execute(
-            update(Dataset)
-            .where(Dataset.id == dataset_id, Dataset.user_id == ctx.user_id)
-            .values(status="ready", sha256=content, stats=summary, error=None)
-        )
-        await session.commit()
+        await asyncio.shield(wind_down(None))
     await ctx.reporter.update(
         progress=1.0,
         message=f"{stats.train_examples} train and {stats.eval_examples} eval examples",

@@ -100,7 +100,11 @@ def batches(
         yield batch
 
 
-@job("parse_upload", queue="parse", timeout=6 * 3600, max_tries=3)
+async def _given_up(ctx: JobContext, error: str, *, upload_id: str) -> None:
+    await _failed(ctx, upload_id, error)
+
+
+@job("parse_upload", queue="parse", timeout=6 * 3600, max_tries=3, give_up=_given_up)
 async def parse_upload(ctx: JobContext, *, upload_id: str) -> None:
     resources = ctx.resources
     async with resources.sessionmaker() as session:
@@ -116,29 +120,30 @@ async def parse_upload(ctx: JobContext, *, upload_id: str) -> None:
 
     spool_dir = resources.settings.cache_dir / "spool"
     spool_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".upload") as spooled:
-        try:
+    # Everything after the upload says "parsing" is guarded, the last update included: however
+    # the job ends, the upload ends parsed, failed, or back to uploaded, never half-parsed.
+    try:
+        with tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".upload") as spooled:
             await _spool(ctx, key, Path(spooled.name), size)
             count = await _ingest(
                 ctx, spooled.name, upload_id=upload_id, size=size, tz=tz, self_name=self_name
             )
-        except ParseError as error:
-            await _failed(ctx, upload_id, str(error))
-            raise JobFailed(str(error)) from None
-        except asyncio.CancelledError:
-            await asyncio.shield(_interrupted(ctx, upload_id))
-            raise
-        except Exception as error:
-            await _failed(ctx, upload_id, f"parsing failed: {error}")
-            raise
-
-    async with resources.sessionmaker() as session:
-        await session.execute(
-            update(Upload)
-            .where(Upload.id == upload_id, Upload.user_id == ctx.user_id)
-            .values(status="parsed", message_count=count, parsed_at=utcnow(), error=None)
-        )
-        await session.commit()
+        async with resources.sessionmaker() as session:
+            await session.execute(
+                update(Upload)
+                .where(Upload.id == upload_id, Upload.user_id == ctx.user_id)
+                .values(status="parsed", message_count=count, parsed_at=utcnow(), error=None)
+            )
+            await session.commit()
+    except ParseError as error:
+        await _failed(ctx, upload_id, str(error))
+        raise JobFailed(str(error)) from None
+    except asyncio.CancelledError:
+        await asyncio.shield(_interrupted(ctx, upload_id))
+        raise
+    except Exception as error:
+        await asyncio.shield(_failed(ctx, upload_id, f"parsing failed: {error}"))
+        raise
     await ctx.reporter.update(progress=1.0, message=f"{count} messages", detail={"messages": count})
 
 
@@ -237,13 +242,21 @@ async def _failed(ctx: JobContext, upload_id: str, error: str) -> None:
 
 
 async def _interrupted(ctx: JobContext, upload_id: str) -> None:
-    # Cancelled by the user or stopped with the worker: the next try (if any) starts over.
+    """Stopped half-way: remove what this try wrote. A user's cancel or a stopping worker
+    leaves the upload as uploaded (a retry or a reparse starts over); the time limit fails it."""
+    if ctx.timed_out():
+        values: dict[str, Any] = {"status": "failed", "error": ctx.too_long("parsing")}
+    else:
+        values = {"status": "uploaded", "error": None}
     async with ctx.resources.sessionmaker() as session:
-        await session.execute(
+        changed = await session.execute(
             update(Upload)
             .where(
                 Upload.id == upload_id, Upload.user_id == ctx.user_id, Upload.status == "parsing"
             )
-            .values(status="uploaded")
+            .values(message_count=0, **values)
         )
+        # Only while it was still parsing: a parse that finished keeps its messages.
+        if changed.rowcount:  # type: ignore[attr-defined]
+            await session.execute(delete(Message).where(Message.upload_id == upload_id))
         await session.commit()

@@ -39,60 +39,124 @@ class JobContext:
     user_id: str
     subject_id: str | None
     attempt: int
+    # The job's time limit, and the running limit itself (see timed_out).
+    timeout: float = 0.0
+    deadline: asyncio.Timeout | None = None
+
+    def timed_out(self) -> bool:
+        """Whether the job's time limit is what stopped it. Inside the body the limit arrives as
+        CancelledError, exactly like a user's cancel or a stopping worker; ask this to tell
+        them apart (the row then ends failed, not cancelled or re-queued)."""
+        return self.deadline is not None and self.deadline.expired()
+
+    def too_long(self, what: str) -> str:
+        """The error text for a subject whose work hit the time limit."""
+        return f"{what} took longer than the {self.timeout:g} s allowed"
 
 
 JobBody = Callable[..., Awaitable[Any]]
+GiveUp = Callable[..., Awaitable[None]]
 
 
 def job(
-    name: str, *, queue: str, timeout: float, max_tries: int = 3
+    name: str, *, queue: str, timeout: float, max_tries: int = 3, give_up: GiveUp | None = None
 ) -> Callable[[JobBody], JobDefinition]:
-    """Declare a job body `async def body(job: JobContext, **arguments)` as a queued job."""
+    """Declare a job body `async def body(job: JobContext, **arguments)` as a queued job.
+
+    `give_up(job, error, **arguments)`, if given, sets the job's subject (upload, dataset,
+    model) failed when the job is given up after max_tries tries that never finished."""
 
     def declare(body: JobBody) -> JobDefinition:
         async def run(ctx: dict[str, Any]) -> None:
-            await execute(ctx, body, job_id=ctx["job_id"], timeout=timeout)
+            await execute(
+                ctx,
+                body,
+                job_id=ctx["job_id"],
+                timeout=timeout,
+                max_tries=max_tries,
+                give_up=give_up,
+            )
 
         run.__qualname__ = run.__name__ = name
+        _BODIES[name] = body
         return JobDefinition(name=name, queue=queue, func=run, timeout=timeout, max_tries=max_tries)
 
     return declare
 
 
-async def execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: float) -> None:
+_BODIES: dict[str, JobBody] = {}
+
+
+def body_of(definition: JobDefinition) -> JobBody:
+    """The body a job definition runs, for `execute` under other limits (tests use it)."""
+    return _BODIES[definition.name]
+
+
+async def execute(
+    ctx: dict[str, Any],
+    body: JobBody,
+    *,
+    job_id: str,
+    timeout: float,
+    max_tries: int | None = None,
+    give_up: GiveUp | None = None,
+) -> None:
     token = observability.job_id.set(job_id)
     try:
-        await _execute(ctx, body, job_id=job_id, timeout=timeout)
+        await _execute(
+            ctx, body, job_id=job_id, timeout=timeout, max_tries=max_tries, give_up=give_up
+        )
     finally:
         observability.job_id.reset(token)
 
 
-async def _execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: float) -> None:
+async def _execute(
+    ctx: dict[str, Any],
+    body: JobBody,
+    *,
+    job_id: str,
+    timeout: float,
+    max_tries: int | None,
+    give_up: GiveUp | None = None,
+) -> None:
     resources: Resources = ctx["resources"]
+    attempt = int(ctx.get("job_try") or 1)
+    exhausted = max_tries is not None and attempt > max_tries
     async with resources.sessionmaker() as session:
         row = await session.get(Job, job_id)
         if row is None or row.status in JOB_TERMINAL:
             log.info("job %s skipped: %s", job_id, "missing" if row is None else row.status)
             return
-        now = utcnow()
-        row.status = "running"
-        row.attempts += 1
-        row.started_at = row.started_at or now
-        row.updated_at = now
-        row.revision += 1
-        row.message = None
+        if not exhausted:
+            now = utcnow()
+            row.status = "running"
+            row.attempts += 1
+            row.started_at = row.started_at or now
+            row.updated_at = now
+            row.revision += 1
+            row.message = None
         arguments = dict(row.arguments or {})
         await session.commit()
         state = snapshot(row)
     reporter = ProgressReporter(resources, state)
+    deadline = asyncio.timeout(timeout)
     context = JobContext(
         resources=resources,
         reporter=reporter,
         job_id=job_id,
         user_id=row.user_id,
         subject_id=row.subject_id,
-        attempt=int(ctx.get("job_try") or 1),
+        attempt=attempt,
+        timeout=timeout,
+        deadline=deadline,
     )
+    if exhausted:
+        # Every earlier try started and never finished (its worker died or was stopped): give
+        # up here, where the rows can say so. arq, left to itself, fails such a job without
+        # calling us, and the rows would stay unfinished for ever.
+        assert max_tries is not None
+        await _give_up(context, row.kind, max_tries, give_up, arguments)
+        return
     log.info("job %s (%s) started, attempt %d", job_id, row.kind, context.attempt)
     started = time.monotonic()
     lease = asyncio.create_task(_hold_lease(ctx.get("redis"), job_id))
@@ -100,7 +164,7 @@ async def _execute(ctx: dict[str, Any], body: JobBody, *, job_id: str, timeout: 
         # From here on a cancellation always ends in the handlers below (re-queue or cancel),
         # so a job is never left marked running by a worker that stopped.
         await reporter.publish()
-        async with asyncio.timeout(timeout) as deadline:
+        async with deadline:
             await body(context, **arguments)
     except TimeoutError as error:
         if not deadline.expired():
@@ -142,6 +206,28 @@ async def _hold_lease(redis: ArqRedis | None, job_id: str) -> None:
         except Exception:
             log.warning("could not renew the lease of job %s", job_id, exc_info=True)
         await asyncio.sleep(LEASE_SECONDS / 3)
+
+
+async def _give_up(
+    context: JobContext,
+    kind: str,
+    max_tries: int,
+    give_up: GiveUp | None,
+    arguments: dict[str, Any],
+) -> None:
+    tries = "once" if max_tries == 1 else f"{max_tries} times"
+    error = (
+        f"the job was started {tries} and never finished (its worker stopped each time); "
+        "it will not be tried again"
+    )
+    log.warning("job %s (%s) given up after %d tries", context.job_id, kind, max_tries)
+    if give_up is not None:
+        try:
+            await give_up(context, error, **arguments)
+        except Exception:
+            log.exception("job %s (%s): could not mark its subject failed", context.job_id, kind)
+    await context.reporter.finish("failed", error=error)
+    observability.JOBS.labels(kind, "failed").inc()
 
 
 async def _fail(reporter: ProgressReporter, error: BaseException) -> None:

@@ -1,38 +1,50 @@
 """train_model and export_model.
 
 Training runs in a child process (ml.training.TrainingProcess), so the worker's loop stays free
-and a cancellation kills the run at once; the model row ends cancelled and nothing is stored.
+and a cancellation kills the run at once; the model row ends cancelled (failed, with the reason,
+when the job's time limit stopped it) and nothing is stored.
 The adapter (or full weights), tokenizer, model card and metrics go to storage as one tar under
 the model's key only after the run wrote its COMPLETE marker; a failed upload fails the job.
-torch, transformers and peft are imported inside the jobs, never by the API process.
+torch, transformers and peft are imported inside the jobs, in a thread, never by the API process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import update
 
+from ml.training import TrainConfig, TrainConfigError, TrainingError, is_complete
 from server.db.models import Model
 from server.db.repositories import DatasetRepository, ModelRepository
 from server.services.models import export_key
 from tasks.artifacts import download_folder, upload_folder
 from tasks.runner import JobContext, JobFailed, job
 
+if TYPE_CHECKING:
+    from ml.training import TrainingProcess
+
+T = TypeVar("T")
+
 # The model row's live curve is written at most this often (the job row carries every event).
 CURVE_WRITE_SECONDS = 10.0
 
 
-async def _set_model(ctx: JobContext, model_id: str, **values: Any) -> None:
+async def _set_model(
+    ctx: JobContext, model_id: str, *, unless_ready: bool = False, **values: Any
+) -> None:
+    statement = update(Model).where(Model.id == model_id, Model.user_id == ctx.user_id)
+    if unless_ready:
+        statement = statement.where(Model.status != "ready")
     async with ctx.resources.sessionmaker() as session:
-        await session.execute(
-            update(Model).where(Model.id == model_id, Model.user_id == ctx.user_id).values(**values)
-        )
+        await session.execute(statement.values(**values))
         await session.commit()
 
 
@@ -42,50 +54,58 @@ def _workdir(ctx: JobContext) -> Path:
     return Path(tempfile.mkdtemp(dir=root, prefix="train-"))
 
 
-@job("train_model", queue="train", timeout=48 * 3600, max_tries=2)
-async def train_model(ctx: JobContext, *, model_id: str) -> None:
-    from ml.training import (
-        TrainConfig,
-        TrainConfigError,
-        TrainingError,
-        TrainingProcess,
-        is_complete,
-    )
-
-    resources = ctx.resources
-    async with resources.sessionmaker() as session:
-        model = await ModelRepository(session, ctx.user_id).get(model_id)
-        if model is None:
-            raise JobFailed("the model no longer exists")
-        dataset = (
-            await DatasetRepository(session, ctx.user_id).get(model.dataset_id)
-            if model.dataset_id
-            else None
+async def _given_up(ctx: JobContext, error: str, *, model_id: str) -> None:
+    async with ctx.resources.sessionmaker() as session:
+        await session.execute(
+            update(Model)
+            .where(Model.id == model_id, Model.user_id == ctx.user_id, Model.status != "ready")
+            .values(status="failed", error=error)
         )
-        if dataset is None or dataset.status != "ready":
-            await _set_model(ctx, model_id, status="failed", error="the dataset is gone")
-            raise JobFailed("the dataset is gone or not built")
-        base_model, options, artifact = model.base_model, dict(model.config), model.object_key
-        dataset_prefix = dataset.object_key
-        dataset_info = {
-            "dataset_id": dataset.id,
-            "name": dataset.name,
-            "version": dataset.version,
-            "sha256": dataset.sha256,
-            "format": dataset.spec.get("format"),
-        }
-    try:
-        config = TrainConfig.from_dict(options)
-    except TrainConfigError as error:
-        await _set_model(ctx, model_id, status="failed", error=str(error))
-        raise JobFailed(f"invalid training options: {error}") from None
+        await session.commit()
 
-    await _set_model(ctx, model_id, status="training", error=None)
-    workdir = _workdir(ctx)
+
+@job("train_model", queue="train", timeout=48 * 3600, max_tries=2, give_up=_given_up)
+async def train_model(ctx: JobContext, *, model_id: str) -> None:
+    resources = ctx.resources
+    workdir: Path | None = None
+    artifact: str | None = None
     curve: list[dict[str, Any]] = []
     evals: list[dict[str, Any]] = []
     run: TrainingProcess | None = None
+    # The whole body is guarded: however the job ends, the model row says how.
     try:
+        # torch and transformers load in a thread: on the loop they would stall the other
+        # jobs (and, embedded, the API) for a second or more.
+        await asyncio.to_thread(importlib.import_module, "ml.training.process")
+        from ml.training import TrainingProcess
+
+        async with resources.sessionmaker() as session:
+            model = await ModelRepository(session, ctx.user_id).get(model_id)
+            if model is None:
+                raise JobFailed("the model no longer exists")
+            dataset = (
+                await DatasetRepository(session, ctx.user_id).get(model.dataset_id)
+                if model.dataset_id
+                else None
+            )
+            if dataset is None or dataset.status != "ready":
+                raise JobFailed("the dataset is gone or not built")
+            base_model, options, artifact = model.base_model, dict(model.config), model.object_key
+            dataset_prefix = dataset.object_key
+            dataset_info = {
+                "dataset_id": dataset.id,
+                "name": dataset.name,
+                "version": dataset.version,
+                "sha256": dataset.sha256,
+                "format": dataset.spec.get("format"),
+            }
+        try:
+            config = TrainConfig.from_dict(options)
+        except TrainConfigError as error:
+            raise JobFailed(f"invalid training options: {error}") from None
+
+        await _set_model(ctx, model_id, status="training", error=None)
+        workdir = _workdir(ctx)
         train_path, eval_path = workdir / "train.jsonl", workdir / "eval.jsonl"
         await resources.storage.download(dataset_prefix + "train.jsonl", train_path)
         await resources.storage.download(dataset_prefix + "eval.jsonl", eval_path)
@@ -134,10 +154,16 @@ async def train_model(ctx: JobContext, *, model_id: str) -> None:
         )
         await ctx.reporter.update(progress=1.0, message="model ready", detail=result.metrics)
     except asyncio.CancelledError:
+        # A user's cancel or a stopping worker: cancelled. The job's time limit: failed.
+        stopped: dict[str, Any] = (
+            {"status": "failed", "error": ctx.too_long("training")}
+            if ctx.timed_out()
+            else {"status": "cancelled"}
+        )
         if run is not None:
-            await asyncio.to_thread(run.cancel)
+            await asyncio.shield(asyncio.to_thread(run.cancel))
         await asyncio.shield(
-            _set_model(ctx, model_id, status="cancelled", training_curve=curve + evals)
+            _set_model(ctx, model_id, unless_ready=True, training_curve=curve + evals, **stopped)
         )
         raise
     except (TrainingError, JobFailed) as error:
@@ -146,13 +172,15 @@ async def train_model(ctx: JobContext, *, model_id: str) -> None:
         )
         raise JobFailed(str(error)) from None
     except Exception as error:
-        await resources.storage.delete(artifact)
+        if artifact is not None:
+            await resources.storage.delete(artifact)
         await _set_model(ctx, model_id, status="failed", error=f"training failed: {error}")
         raise
     finally:
         if run is not None:
-            await asyncio.to_thread(run.close)
-        shutil.rmtree(workdir, ignore_errors=True)
+            await asyncio.shield(asyncio.to_thread(run.close))
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _point(event: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +191,8 @@ def _point(event: dict[str, Any]) -> dict[str, Any]:
 
 @job("export_model", queue="train", timeout=6 * 3600, max_tries=2)
 async def export_model(ctx: JobContext, *, model_id: str) -> None:
-    from ml.training import TrainingError, merge_adapter
+    await asyncio.to_thread(importlib.import_module, "ml.training.adapters")
+    from ml.training import merge_adapter
 
     resources = ctx.resources
     async with resources.sessionmaker() as session:
@@ -179,7 +208,7 @@ async def export_model(ctx: JobContext, *, model_id: str) -> None:
         await ctx.reporter.update(progress=0.3, message="merging the adapter into its base")
         merged = workdir / "merged"
         try:
-            await asyncio.to_thread(merge_adapter, base_model, adapter, merged)
+            await _in_thread(merge_adapter, base_model, adapter, merged)
         except (TrainingError, OSError, ValueError) as error:
             raise JobFailed(f"cannot merge: {error}") from None
         await ctx.reporter.update(progress=0.8, message="uploading the merged model")
@@ -191,3 +220,15 @@ async def export_model(ctx: JobContext, *, model_id: str) -> None:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run `function` in a thread; if cancelled, wait for the thread before passing the
+    cancellation on. A thread cannot be stopped, and one still running would write into
+    folders its job has already removed."""
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.gather(asyncio.shield(work), return_exceptions=True)
+        raise

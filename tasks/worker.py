@@ -9,13 +9,16 @@ from typing import Any
 from arq import func
 from arq.connections import RedisSettings
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import deserialize_result
 from arq.worker import Worker
 from sqlalchemy import select
 
-from server.db.models import Job
+from server.db.models import JOB_TERMINAL, Job
 from server.queue import QUEUES, queue_name
 from server.resources import Resources
+from server.services.jobs import snapshot
 from server.settings import Settings
+from tasks.progress import ProgressReporter
 from tasks.registry import JOBS, jobs_for
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,9 @@ def create_worker(queue: str, settings: Settings, **overrides: Any) -> Worker:
                 definition.func,  # type: ignore[arg-type]
                 name=definition.name,
                 timeout=definition.timeout + TIMEOUT_MARGIN,
-                max_tries=definition.max_tries,
+                # One more than ours: arq fails a job past its max_tries without calling it,
+                # so the extra try is where the runner gives up and says so on the rows.
+                max_tries=definition.max_tries + 1,
             )
             for definition in definitions
         ],
@@ -91,14 +96,34 @@ async def sweep(resources: Resources, queue: str) -> int:
         queued = await redis.zscore(queue_name(queue), job_id)
         if known or queued is not None or kind not in JOBS:
             continue
-        # A finished arq result means the row was updated elsewhere: leave it alone.
-        if await redis.exists(result_key_prefix + job_id):
+        result = await redis.get(result_key_prefix + job_id)
+        if result is not None:
+            # arq finished the job without our runner finishing the row (it gave up on it, or
+            # the runner could not start): the row must not stay unfinished.
+            await _fail_abandoned(resources, job_id, result)
             continue
         await resources.queue.enqueue(kind, job_id=job_id)
         recovered += 1
     if recovered:
         log.warning("queued %d orphaned %s jobs again", recovered, queue)
     return recovered
+
+
+async def _fail_abandoned(resources: Resources, job_id: str, result: bytes) -> None:
+    try:
+        outcome = deserialize_result(result).result
+        reason = str(outcome) or type(outcome).__name__
+    except Exception:
+        reason = "unknown"
+    async with resources.sessionmaker() as session:
+        row = await session.get(Job, job_id)
+        if row is None or row.status in JOB_TERMINAL:
+            return
+        state = snapshot(row)
+    log.warning("job %s ended in the queue (%s) with its row unfinished", job_id, reason)
+    await ProgressReporter(resources, state).finish(
+        "failed", error=f"the job queue gave up on the job: {reason}"
+    )
 
 
 async def sweep_forever(resources: Resources, queue: str) -> None:

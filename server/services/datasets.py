@@ -8,6 +8,7 @@ dataset under an existing name adds version n+1.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections import defaultdict
@@ -216,8 +217,18 @@ async def messages_for(
             ]
 
 
+class FeedStopped(Exception):
+    """The feed was stopped (or its pump ended) before the messages ran out."""
+
+
 class MessageFeed:
-    """Hands batches read on the event loop to a consumer in a worker thread, a few at a time."""
+    """Hands batches read on the event loop to a consumer in a worker thread, a few at a time.
+
+    However the feed ends (its source runs out or fails, `stop()`, the pump cancelled), the
+    consumer's thread is woken and ends: a thread blocked for ever would hang the shutdown."""
+
+    # How often a waiting consumer looks whether the feed was stopped.
+    POLL_SECONDS = 0.5
 
     def __init__(
         self, source: AsyncIterator[list[DatasetMessage]], loop: asyncio.AbstractEventLoop
@@ -237,22 +248,41 @@ class MessageFeed:
             await self._queue.put(None)
         except Exception as error:
             await self._queue.put(error)
+        except BaseException:
+            self.stop()  # cancelled: the consumer must not wait for a batch that never comes
+            raise
 
     def messages(self) -> Iterator[DatasetMessage]:
-        """Run in the thread: the messages, in order."""
+        """Run in the thread: the messages, in order; FeedStopped if the feed stops first."""
         while True:
-            item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
+            item = self._next()
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield from item
 
+    def _next(self) -> list[DatasetMessage] | BaseException | None:
+        if self._stopped.is_set():
+            raise FeedStopped("the message feed was stopped")
+        future = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop)
+        while True:
+            try:
+                return future.result(timeout=self.POLL_SECONDS)
+            except concurrent.futures.TimeoutError:
+                if self._stopped.is_set():
+                    with contextlib.suppress(RuntimeError):  # the loop is already closed
+                        future.cancel()
+                    raise FeedStopped("the message feed was stopped") from None
+
     def stop(self) -> None:
+        """On the loop: end the feed and wake a consumer waiting for the next batch."""
         self._stopped.set()
         with contextlib.suppress(asyncio.QueueEmpty):
             while True:
                 self._queue.get_nowait()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(FeedStopped("the message feed was stopped"))
 
 
 async def preview_dataset(
