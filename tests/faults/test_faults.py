@@ -25,6 +25,7 @@ from server.settings import Settings
 from tests.conftest import make_settings
 from tests.support import services
 from tests.support.exports import memotrace_txt
+from tests.support.jobs import follow
 from tests.support.live import Client, GraphQLError, LiveServer
 from tests.support.uploads import WATCH_JOB, upload_chat, wait_for_job
 
@@ -114,16 +115,6 @@ async def stack(
     async with httpx.AsyncClient(base_url=live.url, timeout=60) as http:
         yield settings, await Client(live, http).register()
     await live.stop()
-
-
-async def follow(user: Client, job_id: str, until: Any) -> dict[str, Any]:
-    """Watch a job until `until(state)` is true; that state."""
-    async with user.subscribe(WATCH_JOB, {"id": job_id}) as stream:
-        async for data in stream:
-            state: dict[str, Any] = data["jobProgress"]
-            if until(state):
-                return state
-    raise AssertionError("the job ended before the condition held")
 
 
 async def drain(iterator: AsyncIterator[Any]) -> None:

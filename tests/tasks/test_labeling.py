@@ -16,6 +16,7 @@ from server.resources import Resources
 from server.services import jobs as job_service
 from tasks.registry import JOBS
 from tasks.runner import body_of, execute
+from tests.support.jobs import unqueued_job
 from tests.support.live import Client
 from tests.tasks.test_jobs import stored_upload
 
@@ -45,24 +46,6 @@ rules:
 LabelRow = tuple[str, str, str, float, str | None]
 
 
-async def queued_job(
-    resources: Resources, user_id: str, name: str, subject_id: str, **arguments: Any
-) -> str:
-    """A queued jobs row that no queue runs: the test runs it."""
-    async with resources.sessionmaker() as session:
-        job = Job(
-            user_id=user_id,
-            kind=name,
-            queue=JOBS[name].queue,
-            subject_id=subject_id,
-            status="queued",
-            arguments=arguments,
-        )
-        session.add(job)
-        await session.commit()
-    return job.id
-
-
 async def run(resources: Resources, job_id: str, name: str = "auto_label_messages") -> None:
     """Run a job through the runner, as a worker does."""
     ctx = {"resources": resources, "job_id": job_id, "job_try": 1}
@@ -70,7 +53,7 @@ async def run(resources: Resources, job_id: str, name: str = "auto_label_message
 
 
 async def label_job(resources: Resources, user_id: str, upload_id: str, rules: str | None) -> str:
-    return await queued_job(
+    return await unqueued_job(
         resources,
         user_id,
         "auto_label_messages",
@@ -124,7 +107,7 @@ async def test_a_rerun_that_stops_midway_leaves_old_or_new_labels(
 ) -> None:
     assert user.user_id
     upload_id = (await stored_upload(resources, user.user_id, CHAT)).id
-    parse = await queued_job(
+    parse = await unqueued_job(
         resources, user.user_id, "parse_upload", upload_id, upload_id=upload_id
     )
     await run(resources, parse, "parse_upload")

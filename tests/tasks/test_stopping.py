@@ -28,9 +28,10 @@ from tasks.runner import body_of, execute
 from tasks.worker import create_worker
 from tests.conftest import TEST_SECRET
 from tests.support.exports import memotrace_txt
+from tests.support.jobs import follow, unqueued_job
 from tests.support.live import Client
 from tests.support.training import dataset_for
-from tests.support.uploads import WATCH_JOB, upload_and_parse, upload_chat, wait_for_job
+from tests.support.uploads import upload_and_parse, upload_chat, wait_for_job
 from tests.tasks.test_jobs import stored_upload
 
 BIG = 100_000  # messages: a few seconds of parsing
@@ -42,16 +43,6 @@ UPLOAD = """query($id: ID!) {
 CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { __typename } }"
 
 
-async def follow(user: Client, job_id: str, until: Any) -> dict[str, Any]:
-    """Watch a job until `until(state)` holds; that state."""
-    async with user.subscribe(WATCH_JOB, {"id": job_id}) as stream:
-        async for data in stream:
-            state: dict[str, Any] = data["jobProgress"]
-            if until(state):
-                return state
-    raise AssertionError("the job ended before the condition held")
-
-
 async def eventually(check: Any, seconds: float = 30.0) -> Any:
     """Poll `check()` until it returns something true; that value."""
     deadline = time.monotonic() + seconds
@@ -60,24 +51,6 @@ async def eventually(check: Any, seconds: float = 30.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.2)
-
-
-async def unqueued_job(
-    resources: Resources, user_id: str, name: str, subject_id: str, **arguments: Any
-) -> str:
-    """A queued jobs row that no queue runs: the test runs it."""
-    async with resources.sessionmaker() as session:
-        job = Job(
-            user_id=user_id,
-            kind=name,
-            queue=JOBS[name].queue,
-            subject_id=subject_id,
-            status="queued",
-            arguments=arguments,
-        )
-        session.add(job)
-        await session.commit()
-    return job.id
 
 
 async def stored_adapter(resources: Resources, user_id: str, base: Path, folder: Path) -> str:
