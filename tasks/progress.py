@@ -108,9 +108,12 @@ class ProgressReporter:
             values["error"] = state["error"]
             if state["status"] in JOB_TERMINAL:
                 values["finished_at"] = utcnow()
-        statement = update(Job).where(Job.id == self.job_id).values(**values)
-        if terminal:
-            statement = statement.where(Job.status.not_in(JOB_TERMINAL))
+        # A finished row (cancelled by the user meanwhile, say) is never written again.
+        statement = (
+            update(Job)
+            .where(Job.id == self.job_id, Job.status.not_in(JOB_TERMINAL))
+            .values(**values)
+        )
 
         async def write() -> bool:
             async with self.resources.sessionmaker() as session:
