@@ -13,7 +13,13 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.downloads import download_link
-from graph.errors import ConflictError, InvalidInputError, NotFoundError, user_error
+from graph.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+    user_error,
+)
 from graph.jobs import Job
 from server.db.models import Dataset as DatasetRow
 from server.db.repositories import DatasetRepository
@@ -236,7 +242,8 @@ CreateDatasetPayload = Annotated[
     strawberry.union("CreateDatasetPayload"),
 ]
 DeleteDatasetPayload = Annotated[
-    DeleteDatasetSuccess | NotFoundError, strawberry.union("DeleteDatasetPayload")
+    DeleteDatasetSuccess | NotFoundError | UnavailableError,
+    strawberry.union("DeleteDatasetPayload"),
 ]
 
 

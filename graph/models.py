@@ -12,7 +12,13 @@ from strawberry.scalars import JSON
 from graph.context import Info
 from graph.datasets import Dataset
 from graph.downloads import download_link
-from graph.errors import ConflictError, InvalidInputError, NotFoundError, user_error
+from graph.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+    user_error,
+)
 from graph.jobs import Job
 from server.db.models import Model as ModelRow
 from server.db.repositories import DatasetRepository, ModelRepository
@@ -214,7 +220,7 @@ ExportModelPayload = Annotated[
     strawberry.union("ExportModelPayload"),
 ]
 DeleteModelPayload = Annotated[
-    DeleteModelSuccess | NotFoundError, strawberry.union("DeleteModelPayload")
+    DeleteModelSuccess | NotFoundError | UnavailableError, strawberry.union("DeleteModelPayload")
 ]
 
 

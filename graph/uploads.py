@@ -120,7 +120,7 @@ ReparseUploadPayload = Annotated[
     ReparseUploadSuccess | NotFoundError | ConflictError, strawberry.union("ReparseUploadPayload")
 ]
 DeleteUploadPayload = Annotated[
-    DeleteUploadSuccess | NotFoundError, strawberry.union("DeleteUploadPayload")
+    DeleteUploadSuccess | NotFoundError | UnavailableError, strawberry.union("DeleteUploadPayload")
 ]
 SetSelfPayload = Annotated[
     SetSelfSuccess | NotFoundError | InvalidInputError, strawberry.union("SetSelfPayload")

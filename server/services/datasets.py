@@ -34,6 +34,7 @@ from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
 from server.services.errors import Conflict, InvalidInput, NotFound
+from server.services.files import delete_files
 from server.services.labels import effective
 from server.services.messages import zone_of
 
@@ -144,9 +145,9 @@ async def delete_dataset(resources: Resources, user_id: str, dataset_id: str) ->
         if dataset is None:
             raise NotFound("no such dataset", field="id")
         await jobs.cancel_unfinished(resources, session, user_id, dataset_id)
+        await delete_files(resources, dataset_prefix(user_id, dataset_id))
         await session.delete(dataset)
         await session.commit()
-    await resources.storage.delete_prefix(dataset_prefix(user_id, dataset_id))
 
 
 async def messages_for(

@@ -19,6 +19,7 @@ from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
 from server.services.errors import Conflict, InvalidInput, NotFound
+from server.services.files import delete_files
 from server.services.model_sources import check_model_source
 
 TRAIN_JOB = "train_model"
@@ -125,9 +126,9 @@ async def delete_model(resources: Resources, user_id: str, model_id: str) -> Non
         if model is None:
             raise NotFound("no such model", field="id")
         await jobs.cancel_unfinished(resources, session, user_id, model_id)
+        await delete_files(resources, model_prefix(user_id, model_id))
         await session.delete(model)
         await session.commit()
-    await resources.storage.delete_prefix(model_prefix(user_id, model_id))
 
 
 async def ready_model(session: AsyncSession, user_id: str, model_id: str) -> Model:

@@ -22,6 +22,7 @@ from server.db.types import new_id
 from server.resources import Resources
 from server.services import jobs
 from server.services.errors import Conflict, InvalidInput, NotFound, TooLarge
+from server.services.files import delete_files
 from server.storage import CHUNK_SIZE, ObjectTooLarge
 
 log = logging.getLogger(__name__)
@@ -164,9 +165,9 @@ async def delete_upload(resources: Resources, user_id: str, upload_id: str) -> N
         if upload is None:
             raise NotFound("no such upload", field="id")
         await jobs.cancel_unfinished(resources, session, user_id, upload_id)
+        await delete_files(resources, f"users/{user_id}/uploads/{upload_id}/")
         await session.delete(upload)
         await session.commit()
-    await resources.storage.delete_prefix(f"users/{user_id}/uploads/{upload_id}/")
 
 
 async def senders(session: AsyncSession, user_id: str, upload_id: str) -> list[Sender]:

@@ -162,6 +162,8 @@ class S3Storage(Storage):
             if _code(error) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise StorageError(str(error)) from error
+        except BotoCoreError as error:
+            raise StorageError(f"looking up {key!r} failed: {error}") from error
         return int(head["ContentLength"])
 
     async def delete(self, key: str) -> None:
@@ -173,11 +175,20 @@ class S3Storage(Storage):
     async def delete_prefix(self, prefix: str) -> int:
         count = 0
         paginator = self._client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                await self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if not keys:
+                    continue
+                answer = await self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys}
+                )
+                if answer.get("Errors"):  # some keys were not deleted
+                    first = answer["Errors"][0]
+                    raise StorageError(f"deleting {first.get('Key')!r} failed: {first}")
                 count += len(keys)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"deleting {prefix!r} failed: {error}") from error
         return count
 
     async def url(self, key: str, *, expires_in: int = 3600, filename: str | None = None) -> str:

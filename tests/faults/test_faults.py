@@ -207,6 +207,9 @@ async def test_graceful_worker_shutdown_finishes_the_job(stack: tuple[Settings, 
             worker.wait(10)
 
 
+DELETE_UPLOAD = "mutation($id: ID!) { deleteUpload(id: $id) { __typename } }"
+
+
 async def test_storage_outage_is_a_clear_failure_and_recovers(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -224,15 +227,19 @@ async def test_storage_outage_is_a_clear_failure_and_recovers(
         try:
             async with httpx.AsyncClient(base_url=live.url, timeout=120) as http:
                 user = await Client(live, http).register()
-                assert (await upload_chat(user, b"x"))["__typename"] == "UploadChatSuccess"
+                first = await upload_chat(user, b"x")
+                assert first["__typename"] == "UploadChatSuccess"
                 weed.send_signal(signal.SIGSTOP)  # unreachable: it accepts nothing
                 try:
                     started = asyncio.get_running_loop().time()
                     failed = await upload_chat(user, memotrace_txt(10))
                     elapsed = asyncio.get_running_loop().time() - started
                     health = await http.get("/healthz")
+                    undeleted = await user.query(DELETE_UPLOAD, {"id": first["upload"]["id"]})
                 finally:
                     weed.send_signal(signal.SIGCONT)
+                # Files go first: the row stays, so that the delete can be tried again.
+                assert undeleted["deleteUpload"]["__typename"] == "UnavailableError"
                 assert failed["__typename"] == "UnavailableError", failed
                 assert failed["message"].startswith("storage failed")
                 assert elapsed < 60  # three tries with backoff, not a hang
@@ -242,6 +249,10 @@ async def test_storage_outage_is_a_clear_failure_and_recovers(
                 assert uploads["uploads"]["totalCount"] == 1  # nothing half-stored
                 again = await upload_chat(user, memotrace_txt(10))
                 assert again["__typename"] == "UploadChatSuccess"
+                deleted = await user.query(DELETE_UPLOAD, {"id": first["upload"]["id"]})
+                assert deleted["deleteUpload"]["__typename"] == "DeleteUploadSuccess"
+                key = f"users/{user.user_id}/uploads/{first['upload']['id']}/original"
+                assert await live.resources.storage.size(key) is None
         finally:
             await live.stop()
 
