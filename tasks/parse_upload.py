@@ -16,11 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import Table, delete, update
+from sqlalchemy import ColumnElement, Table, delete, exists, update
 
 from ml.parsing import ParsedMessage, ParseError, detect, parse
 from server.db.bulk import datetime_binder, insert_batch, json_text
-from server.db.models import Message, Upload
+from server.db.models import Job, Message, Upload
 from server.db.repositories import UploadRepository
 from server.db.types import new_id, utcnow
 from tasks.runner import JobContext, JobFailed, job
@@ -230,14 +230,30 @@ async def _set_format(ctx: JobContext, upload_id: str, name: str) -> None:
     await ctx.reporter.update(message=f"reading {name}")
 
 
+def _another_parse(ctx: JobContext, upload_id: str) -> ColumnElement[bool]:
+    """Whether a later parse of the upload (a reparse after a cancel) owns it now: then this
+    job's clean-up must not touch its messages or its status."""
+    return exists().where(
+        Job.subject_id == upload_id,
+        Job.kind == "parse_upload",
+        Job.status.in_(("queued", "running")),
+        Job.id != ctx.job_id,
+    )
+
+
 async def _failed(ctx: JobContext, upload_id: str, error: str) -> None:
     async with ctx.resources.sessionmaker() as session:
-        await session.execute(delete(Message).where(Message.upload_id == upload_id))
-        await session.execute(
+        changed = await session.execute(
             update(Upload)
-            .where(Upload.id == upload_id, Upload.user_id == ctx.user_id)
+            .where(
+                Upload.id == upload_id,
+                Upload.user_id == ctx.user_id,
+                ~_another_parse(ctx, upload_id),
+            )
             .values(status="failed", error=error[:2000], message_count=0)
         )
+        if changed.rowcount:  # type: ignore[attr-defined]
+            await session.execute(delete(Message).where(Message.upload_id == upload_id))
         await session.commit()
 
 
@@ -252,7 +268,10 @@ async def _interrupted(ctx: JobContext, upload_id: str) -> None:
         changed = await session.execute(
             update(Upload)
             .where(
-                Upload.id == upload_id, Upload.user_id == ctx.user_id, Upload.status == "parsing"
+                Upload.id == upload_id,
+                Upload.user_id == ctx.user_id,
+                Upload.status == "parsing",
+                ~_another_parse(ctx, upload_id),
             )
             .values(message_count=0, **values)
         )

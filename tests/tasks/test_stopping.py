@@ -145,6 +145,31 @@ async def test_cancelled_parse_leaves_no_messages(user: Client, resources: Resou
     assert (await wait_for_job(user, job_id))["status"] == "CANCELLED"
 
 
+async def test_reparse_right_after_a_cancel_keeps_every_message(
+    user: Client, resources: Resources
+) -> None:
+    # The cancelled parse may clean up after the reparse has started (arq aborts at its next
+    # poll): its clean-up must then leave the upload to the reparse.
+    result = await upload_chat(user, memotrace_txt(BIG), "big.txt")
+    upload_id, job_id = result["upload"]["id"], result["job"]["id"]
+    await follow(user, job_id, lambda s: "messages" in (s["message"] or ""))
+    await user.query(CANCEL, {"id": job_id})
+    reparse = """mutation($id: ID!) { reparseUpload(id: $id) {
+        __typename ... on ReparseUploadSuccess { job { id } } } }"""
+    started = await eventually(lambda: _started(user, reparse, upload_id), seconds=30)
+    assert (await wait_for_job(user, started))["status"] == "SUCCEEDED"
+    data = await user.query(UPLOAD, {"id": upload_id})
+    assert data["upload"]["status"] == "PARSED"
+    assert data["upload"]["messageCount"] == BIG
+    assert await message_rows(resources, upload_id) == BIG
+
+
+async def _started(user: Client, reparse: str, upload_id: str) -> str | None:
+    """The reparse's job id, or None while the cancelled job still counts as active."""
+    payload = (await user.query(reparse, {"id": upload_id}))["reparseUpload"]
+    return payload["job"]["id"] if payload["__typename"] == "ReparseUploadSuccess" else None
+
+
 async def test_parse_over_its_time_limit_fails_the_upload(
     user: Client, resources: Resources
 ) -> None:
