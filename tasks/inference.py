@@ -23,8 +23,11 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from sqlalchemy import select
+
 from ml.datasets.pii import StreamMasker
 from server.chat import CONTROL, ChatBroker, ChatRequest
+from server.db.models import Model
 from server.events import chat_channel
 from server.resources import Resources
 from tasks.artifacts import download_folder
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 READY_MARKER = ".weft-ready"
 STATUS_EVERY = 5.0
+# How often, at most, the cache is checked for models deleted since (between requests).
+FORGET_EVERY = 60.0
 # Cancelled request ids remembered (a cancel may arrive before its request is taken).
 REMEMBER = 10_000
 
@@ -51,8 +56,13 @@ class InferenceWorker:
         """Serve requests until stop is set; the request in hand is finished first."""
         listener = asyncio.create_task(self._follow_control())
         reporter = asyncio.create_task(self._report())
+        swept = -FORGET_EVERY
         try:
             while not stop.is_set():
+                if time.monotonic() - swept >= FORGET_EVERY:
+                    swept = time.monotonic()
+                    with contextlib.suppress(Exception):
+                        await self.forget_deleted()
                 try:
                     request = await self.broker.take(timeout=1.0)
                 except Exception:
@@ -227,6 +237,28 @@ class InferenceWorker:
         if request["method"] == "full":
             return str(cache), None
         return str(request["base_model"]), str(cache)
+
+    async def forget_deleted(self) -> list[str]:
+        """Unload and remove from the cache the models whose rows are gone (deleted by their
+        owner): their weights must not stay on this machine. Run between requests. Returns the
+        ids forgotten."""
+        models = self.resources.settings.cache_dir / "models"
+        cached = [p for p in models.iterdir() if p.is_dir()] if models.is_dir() else []
+        if not cached:
+            return []
+        async with self.resources.sessionmaker() as session:
+            kept = set(
+                await session.scalars(
+                    select(Model.id).where(Model.id.in_([p.name for p in cached]))
+                )
+            )
+        gone = [p for p in cached if p.name not in kept]
+        for path in gone:
+            if self._engine is not None:
+                await asyncio.to_thread(self._engine.unload, path)
+            await asyncio.to_thread(shutil.rmtree, path, True)
+            log.info("model %s was deleted: unloaded and removed from the cache", path.name)
+        return [p.name for p in gone]
 
     async def _follow_control(self) -> None:
         while True:

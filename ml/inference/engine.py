@@ -87,6 +87,11 @@ class Engine:
         [{id, path}]}]}, most recently used first."""
         return self._models.snapshot()
 
+    def unload(self, path: str | Path) -> None:
+        """Unload the base or adapter loaded from `path`, if any (a deleted model)."""
+        with self._lock:
+            self._models.forget(path)
+
     def unload_all(self) -> None:
         with self._lock:
             self._models.clear()

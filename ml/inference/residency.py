@@ -138,6 +138,16 @@ class ModelResidency:
                 ],
             }
 
+    def forget(self, path: str | Path) -> None:
+        """Unload whatever was loaded from `path`: an adapter, or a base with its adapters."""
+        path = Path(path).resolve()
+        for base in list(self._bases.values()):
+            for adapter in list(base.adapters.values()):
+                if adapter.path == path:
+                    self._evict_adapter(base, adapter)
+        if path in self._bases:
+            self._evict_base(path)
+
     def clear(self) -> None:
         """Unload everything."""
         for path in list(self._bases):

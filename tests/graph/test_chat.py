@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tasks.inference import InferenceWorker
 from tests.support.live import Client, GraphQLError, LiveServer
 from tests.support.training import PII_PAIRS, train, trained_model
 from tests.support.uploads import upload_and_parse, wait_for_job
@@ -256,3 +257,19 @@ async def test_pii_in_the_output_is_masked(user: Client, tiny_model: Path) -> No
     assert "<手机号>" in text, text
     assert "13812345678" not in text
     assert not any(ch.isdigit() for ch in text), text
+
+
+async def test_the_worker_forgets_deleted_models(
+    owner: tuple[Client, str, str], server: LiveServer
+) -> None:
+    user, model_id, _ = owner
+    await subscription(user, model_id)  # downloaded into the worker's cache
+    resources = server.resources
+    models = resources.settings.cache_dir / "models"
+    deleted = models / ("d" * 32)  # the cache of a model whose row is gone
+    deleted.mkdir(parents=True, exist_ok=True)
+    (deleted / "adapter_model.safetensors").write_bytes(b"weights")
+    forgotten = await InferenceWorker(resources, resources.chat).forget_deleted()
+    assert forgotten == ["d" * 32]
+    assert not deleted.exists()
+    assert (models / model_id).is_dir()

@@ -117,3 +117,19 @@ def test_loaded_reports_device_limits_and_dtype(tiny: TinyModels) -> None:
     ]
     engine.unload_all()
     assert engine.loaded()["bases"] == []
+
+
+def test_a_deleted_models_adapter_or_base_is_unloaded(
+    tiny: TinyModels, reference: Reference
+) -> None:
+    engine = Engine(device="cpu", max_bases=2, max_adapters=3)
+    answer(engine, tiny.base, tiny.adapter_a)
+    answer(engine, tiny.base, tiny.adapter_b)
+    answer(engine, tiny.other_base)
+    engine.unload(tiny.adapter_a)
+    assert resident(engine) == [(str(tiny.other_base), []), (str(tiny.base), [str(tiny.adapter_b)])]
+    engine.unload(tiny.other_base)
+    engine.unload(tiny.adapter_c)  # never loaded: nothing happens
+    assert resident(engine) == [(str(tiny.base), [str(tiny.adapter_b)])]
+    expected, _ = reference.greedy(tiny.base, adapter=tiny.adapter_b, max_new_tokens=25)
+    assert answer(engine, tiny.base, tiny.adapter_b) == expected
