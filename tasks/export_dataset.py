@@ -181,7 +181,7 @@ async def export_dataset(ctx: JobContext, *, dataset_id: str) -> None:
         await asyncio.shield(wind_down(stopped))
         raise
     except BaseException as error:
-        await asyncio.shield(wind_down(f"export failed: {error}"))
+        await asyncio.shield(wind_down(f"export failed: {_cause(error, writes)}"))
         raise
     finally:
         await asyncio.shield(wind_down(None))
@@ -190,6 +190,16 @@ async def export_dataset(ctx: JobContext, *, dataset_id: str) -> None:
         message=f"{stats.train_examples} train and {stats.eval_examples} eval examples",
         detail=summary,
     )
+
+
+def _cause(error: BaseException, writes: list[asyncio.Task[Any]]) -> BaseException:
+    """What made the export fail: when a storage write failed, the builder only saw its stream
+    stop (BuildFailed), and the write's own error says more."""
+    if isinstance(error, BuildFailed):
+        for write in writes:
+            if write.done() and not write.cancelled() and write.exception() is not None:
+                return write.exception() or error
+    return error
 
 
 async def _fail(
