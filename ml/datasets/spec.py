@@ -348,19 +348,30 @@ class DatasetSpec:
             raise SpecError(
                 "version", f"this weft reads spec version {SPEC_VERSION}, not {version!r}"
             )
-        nested: dict[str, Any] = {}
-        for name, build in _NESTED.items():
-            if name in data:
-                try:
-                    nested[name] = build(data.pop(name), name)
-                except SpecError as exc:
-                    raise exc if exc.field.startswith(f"{name}.") else exc.within(name) from None
+        # Each builder is given its full dotted path and names the fields it rejects in full.
+        nested = {
+            name: build(data.pop(name), name) for name, build in _NESTED.items() if name in data
+        }
         return cls(**data, **nested)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def _object(obj: object, field: str, allowed: Collection[str]) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise SpecError(field, "must be a JSON object")
+        raise SpecError(field, f"must be a JSON object, not {_json_kind(obj)}")
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
         raise SpecError(unknown[0] if field == "spec" else f"{field}.{unknown[0]}", "unknown field")
@@ -390,21 +401,20 @@ def _label_condition(obj: object, field: str) -> LabelCondition:
         if required not in data:
             raise SpecError(f"{field}.{required}", "is required")
     data["values"] = _list(data["values"], f"{field}.values")
-    try:
-        return LabelCondition(**data)
-    except SpecError as exc:
-        raise exc.within(field) from None
+    return _construct(LabelCondition, data, field)
 
 
 def _filters(obj: object, field: str) -> Filters:
     data = _object(obj, field, _FILTER_KEYS)
     if "labels" in data:
-        items = _list(data["labels"], "labels")
-        data["labels"] = tuple(_label_condition(c, f"labels[{i}]") for i, c in enumerate(items))
+        items = _list(data["labels"], f"{field}.labels")
+        data["labels"] = tuple(
+            _label_condition(c, f"{field}.labels[{i}]") for i, c in enumerate(items)
+        )
     for name in ("since", "until"):
         if name in data:
-            data[name] = _parse_datetime(data[name], name)
-    return Filters(**data)
+            data[name] = _parse_datetime(data[name], f"{field}.{name}")
+    return _construct(Filters, data, field)
 
 
 def _simple(kind: Callable[..., T], keys: Collection[str]) -> Callable[[object, str], T]:
@@ -413,9 +423,17 @@ def _simple(kind: Callable[..., T], keys: Collection[str]) -> Callable[[object, 
         for name, value in data.items():
             if isinstance(value, list):
                 data[name] = tuple(value)
-        return kind(**data)
+        return _construct(kind, data, field)
 
     return build
+
+
+def _construct(kind: Callable[..., T], data: dict[str, Any], field: str) -> T:
+    """`kind(**data)`, with the paths of its validation errors placed under `field`."""
+    try:
+        return kind(**data)
+    except SpecError as exc:
+        raise exc.within(field) from None
 
 
 _SPEC_KEYS: Final = (

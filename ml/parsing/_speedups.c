@@ -1048,7 +1048,8 @@ csv_state_load(CsvState *s, PyObject *state)
     return 0;
 }
 
-/* Epoch seconds of CreateTime: plain ASCII digits here, anything else through epoch_of. */
+/* Epoch seconds of CreateTime: plain ASCII digits here (as clock.plain_epoch), anything else
+ * through epoch_of. Past 9999-12-30 in milliseconds is out of range: epoch_of refuses it. */
 static int
 csv_epoch(CsvState *s, Record *r, long long *epoch)
 {
@@ -1062,7 +1063,7 @@ csv_epoch(CsvState *s, Record *r, long long *epoch)
                 break;
             value = value * 10 + (ch - '0');
         }
-        if (k == length) {
+        if (k == length && value <= 253402214399000LL) {
             *epoch = value > 100000000000LL ? value / 1000 : value;
             return 0;
         }

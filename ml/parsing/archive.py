@@ -7,7 +7,8 @@ that would be read (zipfile never yields more than that, so it is a hard bound) 
 member's compression ratio. Members are read in natural order, so PyWxDump's
 ``wxid_0_5000.csv``, ``wxid_5000_10000.csv``, ... join into one chat. When one folder holds the
 same chat in several formats (MemoTrace writes ``Name.html``, ``Name.txt``, ``Name_utf8.csv``),
-only the richest is read (CSV, then JSON, HTML, TXT).
+only the richest is read (CSV, then JSON, HTML, TXT), and only one member of that format
+(``Name_utf8.csv`` rather than a ``Name.csv`` beside it).
 """
 
 from __future__ import annotations
@@ -304,27 +305,39 @@ def _users(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, str]:
 def _one_format_per_chat(
     chosen: list[tuple[zipfile.ZipInfo, Member | Nested]], attempts: list[Attempt]
 ) -> Iterator[Member | Nested]:
-    best: dict[tuple[str, str], int] = {}
-    for _, entry in chosen:
+    """Every entry but the members that repeat a chat read from another member beside them.
+
+    Per chat (folder and name, see `_chat_key`) one member is read: the richest format, then a
+    ``_utf8`` name (MemoTrace's own CSV name), then the first in natural order."""
+    read: dict[tuple[str, str], tuple[tuple[int, int, int], Member]] = {}
+    for order, (_, entry) in enumerate(chosen):
         if isinstance(entry, Member):
             key = _chat_key(entry.path)
-            rank = _FAMILY_RANK.get(entry.format.family, 9)
-            best[key] = min(best.get(key, rank), rank)
+            rank = (_FAMILY_RANK.get(entry.format.family, 9), _utf8_last(entry.path), order)
+            if key not in read or rank < read[key][0]:
+                read[key] = (rank, entry)
     for _, entry in chosen:
         if isinstance(entry, Member):
-            rank = _FAMILY_RANK.get(entry.format.family, 9)
-            if rank > best[_chat_key(entry.path)]:
+            (family_rank, _, _), kept = read[_chat_key(entry.path)]
+            if kept is not entry:
+                if _FAMILY_RANK.get(entry.format.family, 9) > family_rank:
+                    reason = "a richer format beside it, which is read instead"
+                else:
+                    reason = f"{posixpath.basename(kept.path)} beside it, which is read instead"
                 attempts.append(
                     Attempt(
-                        entry.path,
-                        False,
-                        f"{entry.format.name}: the same chat is also in "
-                        "a richer format beside it, which is read instead",
+                        entry.path, False, f"{entry.format.name}: the same chat is also in {reason}"
                     )
                 )
                 continue
             attempts.append(Attempt(entry.path, True, f"read as {entry.format.name}"))
         yield entry
+
+
+def _utf8_last(path: str) -> int:
+    """0 for a name ending in utf8 (before the extension), else 1."""
+    stem = posixpath.splitext(posixpath.basename(path))[0]
+    return 0 if stem.lower().endswith("utf8") else 1
 
 
 def _chat_key(path: str) -> tuple[str, str]:

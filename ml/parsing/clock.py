@@ -139,29 +139,61 @@ _TEXT_TIME = re.compile(
 )
 
 
+# Epoch seconds whose datetime exists in every time zone (years 1 to 9999, a day inside).
+_EPOCH_MIN = -62_135_596_800 + 86_400
+_EPOCH_MAX = 253_402_300_799 - 86_400
+# Larger epochs are milliseconds: in seconds they would be later than the year 5000.
+_MILLIS_FROM = 100_000_000_000
+
+
+def epoch_number(value: float) -> float | None:
+    """Epoch seconds of a numeric timestamp in seconds or milliseconds (told apart by size),
+    or None if it is NaN, infinite or outside the years a datetime can hold."""
+    # Compared before any arithmetic: a huge int would overflow a float. NaN fails both.
+    if not _EPOCH_MIN <= value <= _EPOCH_MAX * 1000:
+        return None
+    return value / 1000 if value > _MILLIS_FROM else value
+
+
+def plain_epoch(text: str) -> int | None:
+    """Whole epoch seconds of up to 15 ASCII digits (seconds or milliseconds, as
+    `epoch_number`), None for any other text or a time out of range. The C CSV reader
+    takes the same values itself."""
+    if len(text) > 15 or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    if value > _EPOCH_MAX * 1000:
+        return None
+    return value // 1000 if value > _MILLIS_FROM else value
+
+
+def _held(epoch: float) -> float | None:
+    return epoch if _EPOCH_MIN <= epoch <= _EPOCH_MAX else None
+
+
 def parse_time_text(clock: Clock, value: object) -> float | None:
     """Epoch seconds of a timestamp as exporters write it, or None if it is not one.
 
     Accepts epoch seconds or milliseconds (number or digits), local "2023-01-01 12:00:00" and
-    its "/"-, "年月日"- and no-seconds variants, and ISO 8601 with an offset or "Z".
+    its "/"-, "年月日"- and no-seconds variants, and ISO 8601 with an offset or "Z". Times
+    outside the years 1 to 9999, NaN and infinities are not timestamps.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
-        return number / 1000 if number > 100_000_000_000 else number
+        number = epoch_number(value)
+        return None if number is None else float(number)
     if not isinstance(value, str):
         return None
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
-        number = float(text)
-        return number / 1000 if number > 100_000_000_000 else number
+    if text.isascii() and text.isdigit():
+        return epoch_number(float(text))
     match = _TEXT_TIME.fullmatch(text)
     if match is None:
         try:
-            return float(text)
+            return epoch_number(float(text))
         except ValueError:
             return None
     year, month, day, hour, minute, second, zone = match.groups()
@@ -172,9 +204,11 @@ def parse_time_text(clock: Clock, value: object) -> float | None:
                 f"{int(minute or 0):02d}:{int(second or 0):02d}"
                 + ("+00:00" if zone == "Z" else zone)
             )
-            return parsed.astimezone(UTC).timestamp()
-        return clock.epoch_local(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+            return _held(parsed.astimezone(UTC).timestamp())
+        return _held(
+            clock.epoch_local(
+                int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+            )
         )
-    except ValueError:
+    except (ValueError, OverflowError):
         return None

@@ -226,12 +226,16 @@ _JS_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|\
 _JS_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
 
-def _unescape_js(body: str) -> str:
+def _unescape_js(body: str, at: int) -> str:
+    """The text of a string literal whose body (quotes removed) starts at character ``at``."""
     if "\\" not in body:
         return body
 
     def replace(match: re.Match[str]) -> str:
         code = match.group(1)
+        if code == "u":
+            shown = body[match.start() : match.start() + 6]
+            raise ValueError(f"invalid \\u escape {shown!r} at character {at + match.start():,}")
         if code[0] == "u":
             number = int(code[2:-1] if code[1] == "{" else code[1:], 16)
             return chr(number) if number <= 0x10FFFF else "\ufffd"
@@ -260,7 +264,7 @@ def js_value(buf: str, pos: int, eof: bool, depth: int = 0) -> tuple[Any, int]:
     kind = token.lastgroup
     end = token.end()
     if kind == "s":
-        return _unescape_js(token.group("s")[1:-1]), end
+        return _unescape_js(token.group("s")[1:-1], token.start("s") + 1), end
     if kind == "n":
         number = token.group("n")
         if number.lstrip("-")[:2] in ("0x", "0X"):
@@ -299,7 +303,7 @@ def _js_object(buf: str, pos: int, eof: bool, depth: int) -> tuple[dict[str, Any
         if token.group("p") is not None:
             raise ValueError(f"expected a key at character {token.start('p'):,}")
         if token.lastgroup == "s":
-            key = _unescape_js(token.group("s")[1:-1])
+            key = _unescape_js(token.group("s")[1:-1], token.start("s") + 1)
         else:
             key = token.group(token.lastgroup or "i")
         colon, pos = _js_punct(buf, token.end(), eof)

@@ -26,7 +26,7 @@ from zlib import crc32
 
 from ml.parsing import native
 from ml.parsing.bodies import chatlog_body
-from ml.parsing.clock import SECOND_DELTAS, parse_time_text, regular_hour
+from ml.parsing.clock import SECOND_DELTAS, parse_time_text, plain_epoch, regular_hour
 from ml.parsing.errors import ParseError
 from ml.parsing.formats import pywxdump
 from ml.parsing.formats.base import Context, Format, Sniff, accept, reject
@@ -36,6 +36,7 @@ from ml.parsing.textio import CHUNK_CHARS
 
 _UNIT = "\x1f"  # separates sender and text in hashed keys, as in KeyMaker
 _WIDE = "record with more than"  # csv.Error of a record over max_csv_fields (as the C reader)
+_CSV_MODULE_LIMIT = 2**31 - 1  # csv.field_size_limit: the largest a C long holds everywhere
 
 Header = tuple[str, list[str]]
 """(delimiter, normalised column names)."""
@@ -79,7 +80,10 @@ def _sniffer(name: str, required: tuple[str, ...], example: str) -> Any:
 
 
 def _rows(stream: TextIO, ctx: Context, header: Header) -> Iterator[list[str]]:
-    csv.field_size_limit(ctx.limits.max_field_chars)
+    # The csv module's field limit is one value for the whole process, shared by parses in
+    # other threads: it is only ever set to this one large value, and _lines enforces this
+    # parse's max_field_chars.
+    csv.field_size_limit(_CSV_MODULE_LIMIT)
     rows = [0]  # records returned, for _lines to know where each one starts
     reader = csv.reader(_lines(stream, header[0], ctx, rows), delimiter=header[0])
     width = len(header[1])
@@ -117,29 +121,37 @@ def _lines(stream: TextIO, delimiter: str, ctx: Context, rows: list[int]) -> Ite
     csv.reader builds a whole record before it returns it, and iterating a stream reads a
     whole line: a record of a million fields, or a line without end, would fill memory before
     anything could refuse it. Here a line is read a piece at a time, and a record that could
-    break a limit (as many delimiters as max_csv_fields, or a line as long as a piece) is cut
-    into fields as csv.reader cuts them, to fail where and as the C reader does (_Fields); so
-    is one of many lines, rather than keep them all. ``rows[0]`` counts the records
-    csv.reader has returned (it reads the lines of one record and no further).
+    break a limit (as many delimiters as max_csv_fields, as many characters as
+    max_field_chars, or a line as long as a piece) is cut into fields as csv.reader cuts them,
+    to fail where and as the C reader does (_Fields); so is one of many lines, rather than keep
+    them all. A record left whole has no field over max_field_chars. ``rows[0]`` counts the
+    records csv.reader has returned (it reads the lines of one record and no further).
     """
     read = stream.readline
     piece = CHUNK_CHARS
     max_fields = ctx.limits.max_csv_fields
+    max_chars = ctx.limits.max_field_chars
     line = 0
     row = -1
     record: list[str] = []  # the current record's lines, until it is cut into fields here
-    delimiters = 0
+    delimiters = chars = 0
     fields: _Fields | None = None
     while text := read(piece):
         line += 1
         if rows[0] != row:
             row = rows[0]
             record.clear()
-            delimiters = 0
+            delimiters = chars = 0
             fields = None
         if fields is None:
             delimiters += text.count(delimiter)
-            if len(text) < piece and delimiters < max_fields and len(record) < _KEPT_LINES:
+            chars += len(text)
+            if (
+                len(text) < piece
+                and delimiters < max_fields
+                and chars <= max_chars
+                and len(record) < _KEPT_LINES
+            ):
                 record.append(text)
                 yield text
                 continue
@@ -307,9 +319,9 @@ class _MemoTraceState:
     def epoch_of(self, created: str, strtime: str | None) -> int:
         """Epoch of a CreateTime (seconds or milliseconds, or a written time; StrTime where
         CreateTime is none of these). The C reader reads plain digits itself."""
-        if created.isdigit():
-            epoch = int(created)
-            return epoch // 1000 if epoch > 100_000_000_000 else epoch
+        epoch = plain_epoch(created)
+        if epoch is not None:
+            return epoch
         found = parse_time_text(self.clock, created)
         if found is None and strtime is not None:
             found = parse_time_text(self.clock, strtime)
@@ -385,7 +397,7 @@ def _parse_memotrace_rows(stream: TextIO, ctx: Context, hint: Any) -> Iterator[P
             hour = epoch // 3600
             start = state.hour(hour)
             when = start + deltas[epoch - hour * 3600] if start else state.from_epoch(epoch)
-            last_time = created if created.isdigit() else None
+            last_time = created if plain_epoch(created) is not None else None
         wxid = row[i_wxid] if i_wxid is not None else ""
         sender = (
             (row[i_remark] if i_remark is not None else "")

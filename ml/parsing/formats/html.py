@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from ml.parsing.clock import epoch_number
 from ml.parsing.errors import ParseError
 from ml.parsing.formats import pywxdump
 from ml.parsing.formats.base import Context, Format, Sniff, accept, reject
@@ -82,9 +83,13 @@ def _page_text(value: Any) -> str:
 
 
 def _memotrace_message(item: dict[str, Any], ctx: Context) -> ParsedMessage | None:
-    epoch = item.get("timestamp")
-    if not isinstance(epoch, int | float):
-        raise ParseError(f"a MemoTrace message has no numeric timestamp: {epoch!r}")
+    given = item.get("timestamp")
+    # MemoTrace writes epoch seconds; milliseconds are told apart by size as in its CSV.
+    epoch = None
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        epoch = epoch_number(given)
+    if epoch is None:
+        raise ParseError(f"a MemoTrace message has no valid timestamp: {given!r}")
     msg_type = item.get("type")
     sub_type = item.get("sub_type") or 0
     sender = _page_text(item.get("displayname"))

@@ -148,6 +148,12 @@ def test_lists_and_single_strings_become_tuples_so_a_spec_is_hashable() -> None:
         ('{"filters": {"non_text": "keep"}}', "filters.non_text"),
         ('{"filters": {"min_length": -1}}', "filters.min_length"),
         ('{"filters": {"min_length": 10, "max_length": 5}}', "filters.max_length"),
+        ('{"filters": 5}', "filters"),
+        ('{"filters": {"labels": 5}}', "filters.labels"),
+        ('{"filters": {"labels": ["a"]}}', "filters.labels[0]"),
+        ('{"pii": "x"}', "pii"),
+        ('{"dedupe": []}', "dedupe"),
+        ('{"split": null}', "split"),
         ('{"pii": {"names": ["王"]}}', "pii.names[0]"),
         ('{"pii": {"enabled": "yes"}}', "pii.enabled"),
         ('{"dedupe": {"min_chars": 2}}', "dedupe.min_chars"),
@@ -167,6 +173,12 @@ def test_bad_specs_name_the_field(text: str, field: str) -> None:
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
     assert caught.value.message
+
+
+def test_a_nested_value_that_is_not_an_object_says_so() -> None:
+    with pytest.raises(SpecError) as caught:
+        DatasetSpec.from_json('{"filters": 5}')
+    assert str(caught.value) == "filters: must be a JSON object, not a number"
 
 
 def test_direct_construction_validates_too() -> None:

@@ -98,6 +98,24 @@ def test_one_folder_with_a_chat_in_several_formats_reads_the_richest() -> None:
     assert notes[folder + "老张_utf8.csv"].accepted
 
 
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_chat_in_two_members_of_one_format_is_read_once(order: int) -> None:
+    # 老张.csv beside 老张_utf8.csv (an older export, or a copy saved again as GBK by Excel):
+    # reading both would give every message twice. The _utf8 one is MemoTrace's own name.
+    text = (FIXTURES / "memotrace.csv").read_text(encoding="utf-8-sig")
+    folder = "data/聊天记录/老张/"
+    members = [
+        (folder + "老张.csv", text.replace("早点睡吧", "另一份").encode("gb18030")),
+        (folder + "老张_utf8.csv", text.encode("utf-8-sig")),
+    ][::order]
+    data = _zip(list(members))
+    assert summary(parse_bytes(data)) == summary(parse_fixture("memotrace.csv"))
+    notes = {attempt.format: attempt for attempt in diagnose(io.BytesIO(data))}
+    assert notes[folder + "老张_utf8.csv"].accepted
+    assert not notes[folder + "老张.csv"].accepted
+    assert "老张_utf8.csv beside it" in notes[folder + "老张.csv"].reason
+
+
 def test_different_chats_are_all_read() -> None:
     data = _zip(
         [

@@ -77,6 +77,38 @@ def test_html_truncated_before_its_messages() -> None:
     assert "chatMessages" in message
 
 
+@pytest.mark.parametrize("escape", ["\\u12", "\\u{}", "\\u"])
+def test_html_with_a_broken_unicode_escape(escape: str) -> None:
+    page = (FIXTURES / "memotrace.html").read_bytes()
+    broken = page.replace("第一行".encode(), f"第一行{escape}".encode(), 1)
+    assert broken != page
+    message = _error(broken)
+    assert "invalid \\u escape" in message
+    assert "IndexError" not in message
+
+
+@pytest.mark.parametrize("stamp", [b"1e30", b"NaN", b"Infinity", b"-1e20", b"true", b"'x'"])
+def test_html_with_an_impossible_timestamp(stamp: bytes) -> None:
+    page = (FIXTURES / "memotrace.html").read_bytes()
+    broken = page.replace(b"timestamp:1704038400,", b"timestamp:" + stamp + b",", 1)
+    assert broken != page
+    assert "a MemoTrace message has no valid timestamp" in _error(broken)
+
+
+def test_html_timestamps_in_milliseconds() -> None:
+    page = (FIXTURES / "memotrace.html").read_bytes()
+    seconds = parse_bytes(page)
+    millis = parse_bytes(page.replace(b"timestamp:1704038400,", b"timestamp:1704038400000,"))
+    assert millis == seconds
+
+
+@pytest.mark.parametrize("time", ["nan", "inf", "1e400", "99999999999999999999"])
+def test_json_with_an_impossible_time(time: str) -> None:
+    item = json.loads((FIXTURES / "chatlog.json").read_text(encoding="utf-8"))[0]
+    message = _error(json.dumps([dict(item, time=time)]).encode())
+    assert message == f"a chatlog message has no valid time: {time!r}"
+
+
 def test_truncated_json() -> None:
     data = (FIXTURES / "chatlog.json").read_bytes()
     assert "truncated" in _error(data[: len(data) // 2])
@@ -87,6 +119,24 @@ def test_csv_with_a_10_mb_field() -> None:
     row = b'1,2,1,0,0,1704067200,2,"' + b"x" * (10 * 1024 * 1024) + b'",2024-01-01 08:00:00\n'
     message = _error(header + row)
     assert "longer than 1,000,000 characters" in message
+
+
+def test_a_csv_field_limit_stays_with_its_parse() -> None:
+    # csv.field_size_limit is one value for the process: a parse must not leave its own limit
+    # there for the parses after it or beside it (in other threads, or interleaved as here).
+    data = (FIXTURES / "pywxdump.csv").read_bytes()
+    small = Limits(max_field_chars=8)
+    beside = parse(io.BytesIO(data))
+    first = next(beside)
+    with pytest.raises(ParseError, match="longer than 8 characters"):
+        list(parse(io.BytesIO(data), limits=small))
+    assert [first, *beside] == parse_bytes(data)
+    # Detection reads the header with the csv module too: "CreateTime" is longer than 8.
+    assert parse_bytes(data)
+    long_column = data.replace(b"CreateTime", b"CreateTime" + b"_" * 200, 1)
+    with pytest.raises(ParseError, match="longer than 8 characters"):
+        parse_bytes(long_column, limits=small)
+    assert parse_bytes(long_column, format="pywxdump_csv")
 
 
 def test_txt_with_an_endless_message() -> None:

@@ -293,14 +293,23 @@ def test_csv_tokenizing_fuzz(outcomes: Any, seed: int) -> None:
 
 
 def test_csv_field_limit_errors_are_the_same(outcomes: Any) -> None:
-    for content in ("x" * 60, '"' + "y\n" * 40 + '"', '"q' + "z" * 70):
+    # With lines shorter than a piece too: the Python reader enforces the limit itself, not
+    # through the process-wide csv.field_size_limit.
+    for content in ("x" * 60, '"' + "y\n" * 40 + '"', '"q' + "z" * 70, '"' + '""' * 60 + '"'):
         data = (
             _CSV_HEADER + f"1,7,1,0,1,1672502400,2,ok,t,张三,,w\n2,7,1,0,1,1672502401,2,"
             f"{content},t,张三,,w\n"
         ).encode()
-        native_result, python_result = outcomes(data, 16, limits=Limits(max_field_chars=50))
-        assert native_result == python_result
-        assert isinstance(native_result, str) and "longer than 50 characters" in native_result
+        for chunk in (None, 16):
+            native_result, python_result = outcomes(data, chunk, limits=Limits(max_field_chars=50))
+            assert native_result == python_result
+            assert isinstance(native_result, str) and "longer than 50 characters" in native_result
+    # A record longer than the limit whose fields all fit it is read.
+    fits = '"' + "y\n" * 20 + '"'
+    data = (_CSV_HEADER + f"1,7,1,0,1,1672502400,2,{fits},{'t' * 40},张三,,w\n").encode()
+    for chunk in (None, 16):
+        result = _assert_same(outcomes(data, chunk, limits=Limits(max_field_chars=50)))
+        assert isinstance(result, list) and result[0].text == "y\n" * 20
 
 
 def test_csv_time_falls_back_to_strtime_row_by_row(outcomes: Any) -> None:
@@ -321,6 +330,26 @@ def test_csv_time_falls_back_to_strtime_row_by_row(outcomes: Any) -> None:
             ("third", "2023-01-01T00:00:00+08:00"),
             ("fourth", "2023-07-01T10:00:00+08:00"),
         ]
+
+
+def test_csv_times_out_of_range_fall_back_to_strtime(outcomes: Any) -> None:
+    # Digits past the year 9999 (even as milliseconds), NaN and infinities are no time.
+    rows = "".join(
+        f"{i},7,1,0,1,{created},2,m{i},2023-05-01 10:00:0{i},张三,,w\n"
+        for i, created in enumerate(
+            ("253402214399001", "999999999999999", "99999999999999999999", "nan", "1e400")
+        )
+    )
+    ok = "9,7,1,0,1,253402214399000,2,last,,张三,,w\n"  # 9999-12-30 23:59:59 UTC, in ms
+    for chunk in (None, 20):
+        result = _assert_same(outcomes((_CSV_HEADER + rows + ok).encode(), chunk))
+        assert isinstance(result, list)
+        assert [m.timestamp.isoformat() for m in result] == [
+            *(f"2023-05-01T10:00:0{i}+08:00" for i in range(5)),
+            "9999-12-31T07:59:59+08:00",
+        ]
+    result = _assert_same(outcomes((_CSV_HEADER + ok.replace("000,", "001,")).encode()))
+    assert result == "ParseError: a MemoTrace CSV row has no valid time: '253402214399001'"
 
 
 def test_csv_records_with_too_many_fields_fail_the_same(outcomes: Any) -> None:

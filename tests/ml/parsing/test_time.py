@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from ml.parsing.clock import Clock, parse_time_text
 from ml.parsing.keys import KeyMaker
 from tests.ml.parsing.helpers import parse_bytes, parse_fixture
 
@@ -60,3 +63,32 @@ def test_fast_paths_make_the_same_keys_as_keymaker() -> None:
         for message in parse_fixture(name):
             expected = keys.hashed(message.sender, int(message.timestamp.timestamp()), message.text)
             assert message.key == expected, name
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1704038400, 1704038400.0),
+        ("1704038400", 1704038400.0),
+        (1704038400123, 1704038400.123),  # milliseconds, told apart by size
+        ("1704038400123", 1704038400.123),
+        ("2024-01-01 00:00:00", 1704038400),
+        ("2024-01-01T00:00:00+08:00", 1704038400.0),
+        ("nan", None),
+        ("NaN", None),
+        ("inf", None),
+        ("-Infinity", None),
+        ("1e400", None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (1e30, None),
+        (10**400, None),
+        ("99999999999999999999", None),
+        ("²", None),  # a digit to str.isdigit, not to int()
+        ("0001-01-01 00:00:00", None),  # year 0 in UTC
+        ("9999-12-31T23:00:00-05:00", None),  # past the year 9999 in UTC
+        (True, None),
+    ],
+)
+def test_parse_time_text(value: object, expected: float | None) -> None:
+    assert parse_time_text(Clock(ZoneInfo("Asia/Shanghai")), value) == expected
