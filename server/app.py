@@ -26,6 +26,7 @@ from server.services.jobs import resume_unfinished
 from server.settings import Settings
 from tasks.inference import InferenceWorker
 from tasks.registry import JOBS
+from tasks.scratch import sweep_scratch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         stop = asyncio.Event()
         inference: asyncio.Task[None] | None = None
         if isinstance(resources.queue, InProcessQueue):
+            # Embedded: this process is the worker, and cleans up after a killed one.
+            await asyncio.to_thread(sweep_scratch, settings.cache_dir)
             resumed = await resume_unfinished(resources)
             if resumed:
                 log.info("resumed %d unfinished jobs", resumed)

@@ -20,6 +20,7 @@ from server.services.jobs import snapshot
 from server.settings import Settings
 from tasks.progress import ProgressReporter
 from tasks.registry import JOBS, jobs_for
+from tasks.scratch import sweep_scratch
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def create_worker(queue: str, settings: Settings, **overrides: Any) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         resources = await Resources.open(settings, JOBS, migrate=False)
         ctx["resources"] = resources
+        await asyncio.to_thread(sweep_scratch, settings.cache_dir)
         ctx["sweeper"] = asyncio.create_task(sweep_forever(resources, queue))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
