@@ -79,12 +79,15 @@ def job(
 
         run.__qualname__ = run.__name__ = name
         _BODIES[name] = body
+        if give_up is not None:
+            _GIVE_UPS[name] = give_up
         return JobDefinition(name=name, queue=queue, func=run, timeout=timeout, max_tries=max_tries)
 
     return declare
 
 
 _BODIES: dict[str, JobBody] = {}
+_GIVE_UPS: dict[str, GiveUp] = {}
 
 
 def body_of(definition: JobDefinition) -> JobBody:
@@ -208,6 +211,28 @@ async def _hold_lease(redis: ArqRedis | None, job_id: str) -> None:
         await asyncio.sleep(LEASE_SECONDS / 3)
 
 
+async def abandon(resources: Resources, job_id: str, error: str) -> None:
+    """Fail a job that will not run again, and through its give_up hook its subject; for a job
+    the queue finished without the runner (see tasks.worker.sweep)."""
+    async with resources.sessionmaker() as session:
+        row = await session.get(Job, job_id)
+        if row is None or row.status in JOB_TERMINAL:
+            return
+        state = snapshot(row)
+    context = JobContext(
+        resources=resources,
+        reporter=ProgressReporter(resources, state),
+        job_id=job_id,
+        user_id=row.user_id,
+        subject_id=row.subject_id,
+        attempt=row.attempts,
+    )
+    log.warning("job %s (%s) abandoned: %s", job_id, row.kind, error)
+    await _finish_given_up(
+        context, row.kind, _GIVE_UPS.get(row.kind), dict(row.arguments or {}), error
+    )
+
+
 async def _give_up(
     context: JobContext,
     kind: str,
@@ -221,6 +246,16 @@ async def _give_up(
         "it will not be tried again"
     )
     log.warning("job %s (%s) given up after %d tries", context.job_id, kind, max_tries)
+    await _finish_given_up(context, kind, give_up, arguments, error)
+
+
+async def _finish_given_up(
+    context: JobContext,
+    kind: str,
+    give_up: GiveUp | None,
+    arguments: dict[str, Any],
+    error: str,
+) -> None:
     if give_up is not None:
         try:
             await give_up(context, error, **arguments)

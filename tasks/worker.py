@@ -13,13 +13,12 @@ from arq.jobs import deserialize_result
 from arq.worker import Worker
 from sqlalchemy import select
 
-from server.db.models import JOB_TERMINAL, Job
+from server.db.models import Job
 from server.queue import QUEUES, queue_name
 from server.resources import Resources
-from server.services.jobs import snapshot
 from server.settings import Settings
-from tasks.progress import ProgressReporter
 from tasks.registry import JOBS, jobs_for
+from tasks.runner import abandon
 from tasks.scratch import sweep_scratch
 
 log = logging.getLogger(__name__)
@@ -117,15 +116,7 @@ async def _fail_abandoned(resources: Resources, job_id: str, result: bytes) -> N
         reason = str(outcome) or type(outcome).__name__
     except Exception:
         reason = "unknown"
-    async with resources.sessionmaker() as session:
-        row = await session.get(Job, job_id)
-        if row is None or row.status in JOB_TERMINAL:
-            return
-        state = snapshot(row)
-    log.warning("job %s ended in the queue (%s) with its row unfinished", job_id, reason)
-    await ProgressReporter(resources, state).finish(
-        "failed", error=f"the job queue gave up on the job: {reason}"
-    )
+    await abandon(resources, job_id, f"the job queue gave up on the job: {reason}")
 
 
 async def sweep_forever(resources: Resources, queue: str) -> None:

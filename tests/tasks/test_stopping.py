@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from arq.constants import result_key_prefix
+from arq.jobs import serialize_result
+from sqlalchemy import func, select, update
 
-from server.db.models import Dataset, Job, Message, Model
+from server.db.models import Dataset, Job, Message, Model, Upload
 from server.db.types import new_id
+from server.queue import queue_name
 from server.resources import Resources
 from server.services.datasets import FeedStopped, MessageFeed
 from server.services.models import artifact_key
@@ -25,7 +28,7 @@ from server.settings import Settings
 from tasks.artifacts import upload_folder
 from tasks.registry import JOBS
 from tasks.runner import body_of, execute
-from tasks.worker import create_worker
+from tasks.worker import create_worker, sweep
 from tests.conftest import TEST_SECRET
 from tests.support.exports import memotrace_txt
 from tests.support.jobs import follow, unqueued_job
@@ -212,6 +215,47 @@ async def test_job_given_up_after_max_tries_fails_its_rows(
     assert data["upload"]["status"] == "FAILED"
     assert data["upload"]["error"] == row.error
     assert await message_rows(resources, upload.id) == 0
+
+
+async def test_a_job_the_queue_finished_without_us_fails_with_its_upload(
+    user: Client, resources: Resources
+) -> None:
+    """arq holds a result for the job (it failed it itself) while the rows still say it runs:
+    the sweep fails the job and, through the job's give_up hook, the upload."""
+    if resources.redis is None:
+        pytest.skip("arq only")
+    assert user.user_id
+    upload = await stored_upload(resources, user.user_id, memotrace_txt(10))
+    job_id = await unqueued_job(
+        resources, user.user_id, "parse_upload", upload.id, upload_id=upload.id
+    )
+    async with resources.sessionmaker() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(status="running"))
+        await session.execute(update(Upload).where(Upload.id == upload.id).values(status="parsing"))
+        await session.commit()
+    outcome = serialize_result(
+        "parse_upload",
+        (),
+        {},
+        4,
+        0,
+        False,
+        RuntimeError("max 4 retries exceeded"),
+        0,
+        0,
+        "x",
+        queue_name("parse"),
+        job_id,
+    )
+    assert outcome is not None
+    await resources.redis.set(result_key_prefix + job_id, outcome)
+    await sweep(resources, "parse")
+    row = await job_row(resources, job_id)
+    assert row.status == "failed"
+    assert row.error == "the job queue gave up on the job: max 4 retries exceeded"
+    data = await user.query(UPLOAD, {"id": upload.id})
+    assert data["upload"]["status"] == "FAILED"
+    assert data["upload"]["error"] == row.error
 
 
 def test_arq_calls_the_runner_once_past_max_tries(tmp_path: Path) -> None:
