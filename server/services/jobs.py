@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -112,12 +113,23 @@ async def cancel(resources: Resources, session: AsyncSession, user_id: str, job_
     if job.status in JOB_TERMINAL:
         raise Conflict(f"the job has already {job.status}", field="id")
     now = utcnow()
-    job.status = "cancelled"
-    job.message = "cancelled by the user"
-    job.finished_at = now
-    job.updated_at = now
-    job.revision += 1
+    # Conditional, so that a job finishing at this moment keeps its outcome.
+    changed = await session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.not_in(JOB_TERMINAL))
+        .values(
+            status="cancelled",
+            message="cancelled by the user",
+            finished_at=now,
+            updated_at=now,
+            revision=Job.revision + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
     await session.commit()
+    await session.refresh(job)
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        raise Conflict(f"the job has already {job.status}", field="id")
     await resources.queue.abort(job.id)
     try:
         await resources.events.publish(job_channel(job.id), snapshot(job))
@@ -136,7 +148,8 @@ async def cancel_unfinished(
         .where(Job.subject_id == subject_id, Job.status.in_(("queued", "running")))
     )
     for job in (await session.scalars(statement)).all():
-        await cancel(resources, session, user_id, job.id)
+        with contextlib.suppress(Conflict):  # it finished meanwhile: nothing to cancel
+            await cancel(resources, session, user_id, job.id)
 
 
 async def resume_unfinished(resources: Resources) -> int:
