@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO, cast
@@ -23,8 +24,10 @@ from ml.datasets import DatasetInputError, DatasetStats, build_dataset, llamafac
 from server.db.models import Dataset
 from server.db.repositories import DatasetRepository, UploadRepository
 from server.services.datasets import MessageFeed, messages_for, spec_of
-from server.storage import WriteResult
+from server.storage import StorageError, WriteResult
 from tasks.runner import JobContext, JobFailed, job
+
+log = logging.getLogger(__name__)
 
 FILES = ("train.jsonl", "eval.jsonl")
 
@@ -80,7 +83,8 @@ class BuildFailed(Exception):
 async def _given_up(ctx: JobContext, error: str, *, dataset_id: str) -> None:
     async with ctx.resources.sessionmaker() as session:
         dataset = await DatasetRepository(session, ctx.user_id).get(dataset_id)
-        prefix = dataset.object_key if dataset is not None else None
+        # A dataset that was built (its job's last write was lost) keeps its files.
+        prefix = dataset.object_key if dataset is not None and dataset.status != "ready" else None
     if prefix is not None:
         await _fail(ctx, dataset_id, prefix, [], error)
 
@@ -208,11 +212,19 @@ async def _fail(
     for write in writes:
         write.cancel()
     await asyncio.gather(*writes, return_exceptions=True)
-    await ctx.resources.storage.delete_prefix(prefix)
+    # The status first: when storage is down (often why we are here) the row still says so.
     async with ctx.resources.sessionmaker() as session:
         await session.execute(
             update(Dataset)
-            .where(Dataset.id == dataset_id, Dataset.user_id == ctx.user_id)
+            .where(
+                Dataset.id == dataset_id,
+                Dataset.user_id == ctx.user_id,
+                Dataset.status != "ready",  # a finished dataset is never taken back
+            )
             .values(status="failed", error=error[:2000])
         )
         await session.commit()
+    try:
+        await ctx.resources.storage.delete_prefix(prefix)
+    except StorageError:
+        log.warning("could not remove the files under %s", prefix, exc_info=True)

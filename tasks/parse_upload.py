@@ -101,7 +101,7 @@ def batches(
 
 
 async def _given_up(ctx: JobContext, error: str, *, upload_id: str) -> None:
-    await _failed(ctx, upload_id, error)
+    await _failed(ctx, upload_id, error, keep_parsed=True)
 
 
 @job("parse_upload", queue="parse", timeout=6 * 3600, max_tries=3, give_up=_given_up)
@@ -119,10 +119,10 @@ async def parse_upload(ctx: JobContext, *, upload_id: str) -> None:
         await session.commit()
 
     spool_dir = resources.settings.cache_dir / "spool"
-    spool_dir.mkdir(parents=True, exist_ok=True)
     # Everything after the upload says "parsing" is guarded, the last update included: however
     # the job ends, the upload ends parsed, failed, or back to uploaded, never half-parsed.
     try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".upload") as spooled:
             await _spool(ctx, key, Path(spooled.name), size)
             count = await _ingest(
@@ -241,7 +241,12 @@ def _another_parse(ctx: JobContext, upload_id: str) -> ColumnElement[bool]:
     )
 
 
-async def _failed(ctx: JobContext, upload_id: str, error: str) -> None:
+async def _failed(
+    ctx: JobContext, upload_id: str, error: str, *, keep_parsed: bool = False
+) -> None:
+    """Fail the upload and remove its messages; `keep_parsed`: unless it was parsed (a job
+    given up after its body finished, whose last write was lost)."""
+    finished = [Upload.status != "parsed"] if keep_parsed else []
     async with ctx.resources.sessionmaker() as session:
         changed = await session.execute(
             update(Upload)
@@ -249,6 +254,7 @@ async def _failed(ctx: JobContext, upload_id: str, error: str) -> None:
                 Upload.id == upload_id,
                 Upload.user_id == ctx.user_id,
                 ~_another_parse(ctx, upload_id),
+                *finished,
             )
             .values(status="failed", error=error[:2000], message_count=0)
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
+from sqlalchemy import func, update
 
 from server import observability
 from server.db.models import JOB_TERMINAL, Job
@@ -132,14 +133,26 @@ async def _execute(
             return
         if not exhausted:
             now = utcnow()
-            row.status = "running"
-            row.attempts += 1
-            row.started_at = row.started_at or now
-            row.updated_at = now
-            row.revision += 1
-            row.message = None
+            # Conditional: a cancel that commits after the read above keeps the job cancelled.
+            claimed = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.not_in(JOB_TERMINAL))
+                .values(
+                    status="running",
+                    attempts=Job.attempts + 1,
+                    started_at=func.coalesce(Job.started_at, now),
+                    updated_at=now,
+                    revision=Job.revision + 1,
+                    message=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            await session.refresh(row)
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                log.info("job %s skipped: %s", job_id, row.status)
+                return
         arguments = dict(row.arguments or {})
-        await session.commit()
         state = snapshot(row)
     reporter = ProgressReporter(resources, state)
     deadline = asyncio.timeout(timeout)

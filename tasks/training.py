@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import shutil
 import tempfile
 import time
@@ -25,6 +26,7 @@ from ml.training import TrainConfig, TrainConfigError, TrainingError, is_complet
 from server.db.models import Model
 from server.db.repositories import DatasetRepository, ModelRepository
 from server.services.models import export_key
+from server.storage import StorageError
 from tasks.artifacts import download_folder, upload_folder
 from tasks.runner import JobContext, JobFailed, job
 
@@ -35,6 +37,8 @@ T = TypeVar("T")
 
 # The model row's live curve is written at most this often (the job row carries every event).
 CURVE_WRITE_SECONDS = 10.0
+
+log = logging.getLogger(__name__)
 
 
 async def _set_model(
@@ -172,9 +176,12 @@ async def train_model(ctx: JobContext, *, model_id: str) -> None:
         )
         raise JobFailed(str(error)) from None
     except Exception as error:
-        if artifact is not None:
-            await resources.storage.delete(artifact)
         await _set_model(ctx, model_id, status="failed", error=f"training failed: {error}")
+        if artifact is not None:
+            try:
+                await resources.storage.delete(artifact)
+            except StorageError:  # storage is down (likely why we are here): the row says failed
+                log.warning("could not remove the artifact %s", artifact, exc_info=True)
         raise
     finally:
         if run is not None:
