@@ -72,8 +72,9 @@ PLACEHOLDERS: Final[dict[str, str]] = {
 
 _PROVINCES: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 _PLATE_LETTER: Final = "A-HJ-NP-Za-hj-np-z"  # plates never use I or O
-# 微信号, 微信号码, 微信账号, 微信ID, "WeChat ID"; an "id" that goes on (wechat idiot1) is not one.
-_WECHAT_SUFFIX: Final = r"(?:号码?|账号|[ \t]?(?i:id)(?![A-Za-z0-9_]))?"
+# 微信号, 微信号码, 微信账号, 微信ID(zhangsan), "WeChat ID"; after a space, an "id" that goes on
+# (wechat idiot1) is not one.
+_WECHAT_SUFFIX: Final = r"(?:号码?|账号|(?i:id)|[ \t](?i:id)(?![A-Za-z0-9_]))?"
 _WECHAT_CJK: Final = rf"(?:微信|威信|薇信|[Vv]信){_WECHAT_SUFFIX}"
 _WECHAT_ASCII: Final = rf"(?<![A-Za-z0-9_])(?i:vx|wx|weixin|wechat){_WECHAT_SUFFIX}"
 _WECHAT_SEP: Final = r"[ \t]{0,3}(?:[:：=]|是|为)?[ \t]{0,3}"

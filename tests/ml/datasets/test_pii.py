@@ -85,6 +85,8 @@ def scrubbed(text: str) -> str:
             "wechat_id",
         ),
         ("微信 ID：abc12345 wx id=abc12345", "微信 ID：<微信号> wx id=<微信号>", "wechat_id"),
+        # "ID" glued to the id, as Chinese text writes it
+        ("我的微信IDzhangsan，vxIDzhangsan88", "我的微信ID<微信号>，vxID<微信号>", "wechat_id"),
         ("wxid_a1b2c3d4e5f6g7 拉你进群", "<微信号> 拉你进群", "wechat_id"),
         # url
         ("看这个https://example.com/a?b=1&c=%E4%B8%AD)。", "看这个<网址>)。", "url"),
