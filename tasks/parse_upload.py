@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import ColumnElement, Table, delete, exists, update
+from sqlalchemy import ColumnElement, Table, delete, update
 
 from ml.parsing import ParsedMessage, ParseError, detect, parse
 from server.db.bulk import datetime_binder, insert_batch, json_text
-from server.db.models import Job, Message, Upload
+from server.db.models import Message, Upload
 from server.db.repositories import UploadRepository
 from server.db.types import new_id, utcnow
+from server.services.uploads import parse_in_progress
 from tasks.runner import JobContext, JobFailed, job
 
 BATCH = 2000
@@ -233,12 +234,7 @@ async def _set_format(ctx: JobContext, upload_id: str, name: str) -> None:
 def _another_parse(ctx: JobContext, upload_id: str) -> ColumnElement[bool]:
     """Whether a later parse of the upload (a reparse after a cancel) owns it now: then this
     job's clean-up must not touch its messages or its status."""
-    return exists().where(
-        Job.subject_id == upload_id,
-        Job.kind == "parse_upload",
-        Job.status.in_(("queued", "running")),
-        Job.id != ctx.job_id,
-    )
+    return parse_in_progress(ctx.user_id, upload_id, other_than=ctx.job_id)
 
 
 async def _failed(

@@ -79,21 +79,26 @@ def job(
             )
 
         run.__qualname__ = run.__name__ = name
-        _BODIES[name] = body
-        if give_up is not None:
-            _GIVE_UPS[name] = give_up
+        _DECLARED[name] = _Declared(body, give_up)
         return JobDefinition(name=name, queue=queue, func=run, timeout=timeout, max_tries=max_tries)
 
     return declare
 
 
-_BODIES: dict[str, JobBody] = {}
-_GIVE_UPS: dict[str, GiveUp] = {}
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    """What `job` was given beyond the JobDefinition: the body and its give_up hook."""
+
+    body: JobBody
+    give_up: GiveUp | None
+
+
+_DECLARED: dict[str, _Declared] = {}
 
 
 def body_of(definition: JobDefinition) -> JobBody:
     """The body a job definition runs, for `execute` under other limits (tests use it)."""
-    return _BODIES[definition.name]
+    return _DECLARED[definition.name].body
 
 
 async def execute(
@@ -241,9 +246,9 @@ async def abandon(resources: Resources, job_id: str, error: str) -> None:
         attempt=row.attempts,
     )
     log.warning("job %s (%s) abandoned: %s", job_id, row.kind, error)
-    await _finish_given_up(
-        context, row.kind, _GIVE_UPS.get(row.kind), dict(row.arguments or {}), error
-    )
+    declared = _DECLARED.get(row.kind)
+    give_up = declared.give_up if declared is not None else None
+    await _finish_given_up(context, row.kind, give_up, dict(row.arguments or {}), error)
 
 
 async def _give_up(

@@ -59,13 +59,7 @@ def _workdir(ctx: JobContext) -> Path:
 
 
 async def _given_up(ctx: JobContext, error: str, *, model_id: str) -> None:
-    async with ctx.resources.sessionmaker() as session:
-        await session.execute(
-            update(Model)
-            .where(Model.id == model_id, Model.user_id == ctx.user_id, Model.status != "ready")
-            .values(status="failed", error=error)
-        )
-        await session.commit()
+    await _set_model(ctx, model_id, unless_ready=True, status="failed", error=error)
 
 
 @job("train_model", queue="train", timeout=48 * 3600, max_tries=2, give_up=_given_up)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -130,6 +130,19 @@ def _add_parse_job(
     )
 
 
+def parse_in_progress(
+    user_id: str, upload_id: str, *, other_than: str | None = None
+) -> ColumnElement[bool]:
+    """Whether a parse job of the upload (other than job `other_than`) is queued or running."""
+    return exists().where(
+        Job.user_id == user_id,
+        Job.subject_id == upload_id,
+        Job.kind == PARSE_JOB,
+        Job.status.in_(("queued", "running")),
+        Job.id != other_than if other_than is not None else true(),
+    )
+
+
 async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[Upload, Job]:
     async with resources.sessionmaker() as session:
         upload = await UploadRepository(session, user_id).get(upload_id)
@@ -137,15 +150,13 @@ async def reparse(resources: Resources, user_id: str, upload_id: str) -> tuple[U
             raise NotFound("no such upload", field="id")
         # Claimed in one statement, so that of two reparses at once only one finds no parse
         # job active (two parses of one upload would fight over its messages).
-        active = exists().where(
-            Job.user_id == user_id,
-            Job.subject_id == upload_id,
-            Job.kind == PARSE_JOB,
-            Job.status.in_(("queued", "running")),
-        )
         claimed = await session.execute(
             update(Upload)
-            .where(Upload.id == upload_id, Upload.user_id == user_id, ~active)
+            .where(
+                Upload.id == upload_id,
+                Upload.user_id == user_id,
+                ~parse_in_progress(user_id, upload_id),
+            )
             .values(status="uploaded", error=None)
             .execution_options(synchronize_session=False)
         )

@@ -1,4 +1,5 @@
-"""Jobs in tests: watch one until a condition holds, or make a row that the test runs itself."""
+"""Jobs in tests: watch one until a condition holds, or make a row that the test runs itself
+(through the runner, as a worker would), and read it back."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from server.db.models import Job
 from server.resources import Resources
 from tasks.registry import JOBS
+from tasks.runner import body_of, execute
 from tests.support.live import Client
 from tests.support.uploads import WATCH_JOB
 
@@ -37,3 +39,16 @@ async def unqueued_job(
         session.add(job)
         await session.commit()
     return job.id
+
+
+async def run_job(resources: Resources, job_id: str, name: str, *, timeout: float = 60) -> None:
+    """Run a job through the runner as a worker does, here and under `timeout`."""
+    ctx = {"resources": resources, "job_id": job_id, "job_try": 1}
+    await execute(ctx, body_of(JOBS[name]), job_id=job_id, timeout=timeout)
+
+
+async def job_row(resources: Resources, job_id: str) -> Job:
+    async with resources.sessionmaker() as session:
+        row = await session.get(Job, job_id)
+    assert row is not None
+    return row

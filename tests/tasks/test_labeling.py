@@ -11,12 +11,10 @@ from sqlalchemy import select
 
 import tasks.labeling
 from ml.labeling import RuleSet
-from server.db.models import Job, Label, Message
+from server.db.models import Label, Message
 from server.resources import Resources
 from server.services import jobs as job_service
-from tasks.registry import JOBS
-from tasks.runner import body_of, execute
-from tests.support.jobs import unqueued_job
+from tests.support.jobs import job_row, run_job, unqueued_job
 from tests.support.live import Client
 from tests.tasks.test_jobs import stored_upload
 
@@ -44,32 +42,20 @@ rules:
 """
 
 LabelRow = tuple[str, str, str, float, str | None]
-
-
-async def run(resources: Resources, job_id: str, name: str = "auto_label_messages") -> None:
-    """Run a job through the runner, as a worker does."""
-    ctx = {"resources": resources, "job_id": job_id, "job_try": 1}
-    await execute(ctx, body_of(JOBS[name]), job_id=job_id, timeout=60)
+LABEL = "auto_label_messages"
 
 
 async def label_job(resources: Resources, user_id: str, upload_id: str, rules: str | None) -> str:
     return await unqueued_job(
         resources,
         user_id,
-        "auto_label_messages",
+        LABEL,
         upload_id,
         upload_id=upload_id,
         rules=rules,
         use_rules=True,
         labeler_id=None,
     )
-
-
-async def status(resources: Resources, job_id: str) -> str:
-    async with resources.sessionmaker() as session:
-        row = await session.get(Job, job_id)
-    assert row is not None
-    return row.status
 
 
 async def labels_by_message(resources: Resources, upload_id: str) -> dict[str, list[LabelRow]]:
@@ -110,8 +96,8 @@ async def test_a_rerun_that_stops_midway_leaves_old_or_new_labels(
     parse = await unqueued_job(
         resources, user.user_id, "parse_upload", upload_id, upload_id=upload_id
     )
-    await run(resources, parse, "parse_upload")
-    await run(resources, await label_job(resources, user.user_id, upload_id, None))
+    await run_job(resources, parse, "parse_upload")
+    await run_job(resources, await label_job(resources, user.user_id, upload_id, None), LABEL)
     old = await labels_by_message(resources, upload_id)
     texts = list(old)
     assert len(texts) == 9 and all(old.values())
@@ -152,7 +138,7 @@ async def test_a_rerun_that_stops_midway_leaves_old_or_new_labels(
 
     monkeypatch.setattr(tasks.labeling, "_label", stop_in_the_second_batch)
     job_id = await label_job(resources, user.user_id, upload_id, RERUN_RULES)
-    rerun = asyncio.create_task(run(resources, job_id))
+    rerun = asyncio.create_task(run_job(resources, job_id, LABEL))
     try:
         if how == "cancelled":
             assert await asyncio.to_thread(inside.wait, 30)
@@ -162,7 +148,7 @@ async def test_a_rerun_that_stops_midway_leaves_old_or_new_labels(
         await asyncio.gather(rerun, return_exceptions=True)
     finally:
         release.set()
-    assert await status(resources, job_id) == how
+    assert (await job_row(resources, job_id)).status == how
 
     new_rules = RuleSet.load(RERUN_RULES)
     after = await labels_by_message(resources, upload_id)
@@ -176,13 +162,12 @@ async def test_a_rerun_that_stops_midway_leaves_old_or_new_labels(
     # A run that goes through replaces them all, and keeps the human label.
     monkeypatch.setattr(tasks.labeling, "_label", label)
     job_id = await label_job(resources, user.user_id, upload_id, RERUN_RULES)
-    await run(resources, job_id)
+    await run_job(resources, job_id, LABEL)
     after = await labels_by_message(resources, upload_id)
     assert after[human] == sorted(rule_labels(new_rules, human) + kept, key=repr)
     for text in texts[1:]:
         assert after[text] == rule_labels(new_rules, text), text
-    async with resources.sessionmaker() as session:
-        row = await session.get(Job, job_id)
-    assert row is not None and row.status == "succeeded"
+    row = await job_row(resources, job_id)
+    assert row.status == "succeeded"
     assert row.progress == 1.0
     assert row.message == "9 labels on 9 messages"

@@ -27,11 +27,10 @@ from server.services.models import artifact_key
 from server.settings import Settings
 from tasks.artifacts import upload_folder
 from tasks.registry import JOBS
-from tasks.runner import body_of, execute
 from tasks.worker import create_worker, sweep
 from tests.conftest import TEST_SECRET
 from tests.support.exports import memotrace_txt
-from tests.support.jobs import follow, unqueued_job
+from tests.support.jobs import follow, job_row, run_job, unqueued_job
 from tests.support.live import Client
 from tests.support.training import dataset_for
 from tests.support.uploads import upload_and_parse, upload_chat, wait_for_job
@@ -91,19 +90,6 @@ async def stored_adapter(resources: Resources, user_id: str, base: Path, folder:
         )
         await session.commit()
     return model_id
-
-
-async def run_with_limit(resources: Resources, job_id: str, name: str, timeout: float) -> None:
-    """Run a job through the runner as a worker does, under a short time limit."""
-    ctx = {"resources": resources, "job_id": job_id, "job_try": 1}
-    await execute(ctx, body_of(JOBS[name]), job_id=job_id, timeout=timeout)
-
-
-async def job_row(resources: Resources, job_id: str) -> Job:
-    async with resources.sessionmaker() as session:
-        row = await session.get(Job, job_id)
-    assert row is not None
-    return row
 
 
 async def message_rows(resources: Resources, upload_id: str) -> int:
@@ -181,7 +167,7 @@ async def test_parse_over_its_time_limit_fails_the_upload(
     job_id = await unqueued_job(
         resources, user.user_id, "parse_upload", upload.id, upload_id=upload.id
     )
-    await run_with_limit(resources, job_id, "parse_upload", timeout=1.5)
+    await run_job(resources, job_id, "parse_upload", timeout=1.5)
     row = await job_row(resources, job_id)
     if row.status == "succeeded":
         pytest.skip("the parse finished within the limit on this machine")
@@ -363,7 +349,7 @@ async def test_training_over_its_time_limit_fails_the_model(
         )
         await session.commit()
     job_id = await unqueued_job(resources, user.user_id, "train_model", model_id, model_id=model_id)
-    await run_with_limit(resources, job_id, "train_model", timeout=5.0)
+    await run_job(resources, job_id, "train_model", timeout=5.0)
     row = await job_row(resources, job_id)
     assert row.status == "failed"
     assert row.error == "the job took longer than 5 s"
